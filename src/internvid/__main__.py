@@ -1,0 +1,5 @@
+"""`python -m internvid` runs the CLI."""
+
+from internvid.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""Readers and writers of files: the InternVid release format, parquet tables, WebDataset shards."""

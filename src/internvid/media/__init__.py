@@ -1,0 +1,1 @@
+"""Video files: probing, ffmpeg, cutting, synthetic test videos."""
