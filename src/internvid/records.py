@@ -91,7 +91,9 @@ class Clip:
     fps: float | None = None  # frame rate of the clip
     width: int | None = None  # clip width in pixels (after any rescale when cut)
     height: int | None = None  # clip height in pixels (after any rescale when cut)
-    captions: dict[str, str] = field(default_factory=dict)  # name -> caption ("release", "fused"...)
+    captions: dict[str, str] = field(
+        default_factory=dict
+    )  # name -> caption ("release", "fused"...)
     scores: dict[str, float] = field(default_factory=dict)  # name -> score ("aesthetic", "umt"...)
     meta: dict[str, Any] = field(default_factory=dict)  # free metadata (frames, requested times...)
     status: str = "split"  # lifecycle: "split" (times known) -> "cut" (clip file in a shard)

@@ -28,4 +28,4 @@ def format_timecode(ms: int) -> str:
 
 def seconds_to_ms(seconds: float) -> int:
     """Seconds -> the nearest whole millisecond."""
-    return int(round(seconds * 1000.0))
+    return round(seconds * 1000.0)

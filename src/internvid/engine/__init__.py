@@ -1,0 +1,18 @@
+"""The engine: samples, stages, pipelines and executors that every pipeline step plugs into."""
+
+from internvid.engine.pipeline import Pipeline, PipelineError
+from internvid.engine.sample import Failure, Sample
+from internvid.engine.stage import Context, Filter, Resources, Stage, StageError, StageStats
+
+__all__ = [
+    "Context",
+    "Failure",
+    "Filter",
+    "Pipeline",
+    "PipelineError",
+    "Resources",
+    "Sample",
+    "Stage",
+    "StageError",
+    "StageStats",
+]

@@ -23,7 +23,7 @@ def ffmpeg_exe() -> str:
         import imageio_ffmpeg
 
         return imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:  # noqa: BLE001 - fall back to the system binary
+    except Exception:
         found = shutil.which("ffmpeg")
         if found:
             return found

@@ -1,0 +1,1 @@
+"""The pipeline's stages: download, probe, collection rules, scene split, cut."""

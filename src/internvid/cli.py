@@ -1,0 +1,169 @@
+"""The `internvid` command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from internvid import __version__
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="InternVid: turn raw videos into a clean, sharded video-text dataset.",
+)
+log = logging.getLogger("internvid")
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output.")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
+) -> None:
+    from internvid.log import setup_logging
+
+    setup_logging(verbose, quiet)
+
+
+@app.command()
+def run(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Videos to process: files, folders (searched recursively), glob patterns, http(s) "
+            "URLs, lists of paths/URLs (.txt one per line, .csv or .jsonl with a url/path column and "
+            "optional id), or an InternVid metadata .jsonl (needs --path-template)."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Output folder (created; an interrupted run there resumes)."
+        ),
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="YAML config file (keys as in the resolved config.yaml of a run).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", help="Worker processes (default: config, else 1)."),
+    ] = None,
+    videos_per_shard: Annotated[
+        int | None, typer.Option(help="Source videos per work shard and WebDataset tar.")
+    ] = None,
+    collect: Annotated[
+        str | None,
+        typer.Option(
+            help="Collection rules (10 s-30 min, >= 360p): on, off, or auto (on for URLs and metadata)."
+        ),
+    ] = None,
+    min_clip: Annotated[
+        float | None, typer.Option(help="Drop clips shorter than this many seconds.")
+    ] = None,
+    max_clip: Annotated[
+        float | None,
+        typer.Option(
+            help="Split scenes longer than this many seconds into equal pieces (0: never)."
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="ContentDetector threshold (paper: 27).")
+    ] = None,
+    max_height: Annotated[
+        int | None, typer.Option(help="Scale clips taller than this down (0: keep size).")
+    ] = None,
+    path_template: Annotated[
+        str | None,
+        typer.Option(
+            help="Metadata input: the video of each row, e.g. '/data/{YoutubeID}.mp4' or a URL template."
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Process only the first N videos.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a different earlier run in the output folder.")
+    ] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Split videos into clips at scene cuts and write clips.parquet, internvid.jsonl and WebDataset shards."""
+    from internvid.config import RunConfig
+    from internvid.run import RunError
+    from internvid.run import run as run_pipeline
+    from internvid.summary import print_summary
+
+    try:
+        cfg = RunConfig.from_yaml(config) if config else RunConfig()
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--config") from e
+    overrides = {
+        ("workers",): workers,
+        ("output", "videos_per_shard"): videos_per_shard,
+        ("collect", "enabled"): collect,
+        ("split", "min_clip_seconds"): min_clip,
+        ("split", "max_clip_seconds"): (None if max_clip == 0 else max_clip)
+        if max_clip is not None
+        else ...,
+        ("split", "threshold"): threshold,
+        ("cut", "max_height"): (None if max_height == 0 else max_height)
+        if max_height is not None
+        else ...,
+        ("input", "path_template"): path_template,
+        ("input", "limit"): limit,
+    }
+    for keys, value in overrides.items():
+        if value is None or value is ...:
+            continue
+        target = cfg
+        for k in keys[:-1]:
+            target = getattr(target, k)
+        setattr(target, keys[-1], value)
+    try:
+        cfg.validate()
+        summary = run_pipeline(inputs, out, cfg, overwrite=overwrite, progress=not no_progress)
+    except (RunError, ValueError) as e:
+        log.error("%s", e)
+        raise typer.Exit(2) from e
+    print_summary(summary)
+
+
+@app.command("demo-videos")
+def demo_videos(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder to write the demo videos (and cuts.json) into.")
+    ],
+) -> None:
+    """Generate the demo videos: synthetic footage with known hard cuts (ffmpeg lavfi, deterministic)."""
+    from internvid.media.synth import write_demo_videos
+
+    write_demo_videos(folder)
+
+
+@app.command()
+def probe(path: Annotated[Path, typer.Argument(help="A video file.")]) -> None:
+    """Show what probing finds out about one video file (or why it fails)."""
+    import json
+    from dataclasses import asdict
+
+    from internvid.engine import StageError
+    from internvid.media.probe import probe as probe_file
+
+    try:
+        typer.echo(json.dumps(asdict(probe_file(path)), indent=2))
+    except StageError as e:
+        log.error("%s: %s", e.reason, e.message)
+        raise typer.Exit(1) from e
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)

@@ -1,0 +1,203 @@
+"""Run configuration as dataclasses; a YAML file maps onto them key for key."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
+
+
+@dataclass
+class InputConfig:
+    """Where videos come from."""
+
+    extensions: list[str] = field(
+        default_factory=lambda: list(VIDEO_EXTENSIONS)
+    )  # files a folder scan picks up
+    path_template: str | None = (
+        None  # InternVid metadata input: local file per row, e.g. "/data/yt/{YoutubeID}.mp4"
+    )
+    limit: int | None = None  # take only the first N videos (after sorting): quick trials
+
+
+@dataclass
+class DownloadConfig:
+    """Fetching http(s) URLs with yt-dlp."""
+
+    max_height: int = 720  # highest resolution asked for (SPEC: up to 720p)
+    format: str | None = None  # yt-dlp format selector; None derives one from max_height
+    retries: int = 3  # yt-dlp retries for transient network errors
+    socket_timeout: float = 30.0  # seconds before a stalled connection counts as failed
+    keep: bool = False  # keep downloaded files in OUT/downloads after their shard is finished
+
+
+@dataclass
+class CollectConfig:
+    """The paper's collection rules, as filters with reasons."""
+
+    enabled: str = (
+        "auto"  # "on", "off", or "auto": on for URLs and metadata rows, off for local files
+    )
+    min_duration: float = 10.0  # seconds; shorter videos are dropped (SPEC: 10 s)
+    max_duration: float = 1800.0  # seconds; longer videos are dropped (SPEC: 30 min)
+    min_height: int = 360  # pixels (short side); lower resolutions are dropped (SPEC: 360p)
+
+
+@dataclass
+class SplitConfig:
+    """Scene splitting and the clip-length policy."""
+
+    detector: str = (
+        "content"  # "content" (PySceneDetect ContentDetector) or "none" (one clip per video)
+    )
+    threshold: float = (
+        27.0  # ContentDetector threshold (the paper's setting, PySceneDetect default)
+    )
+    min_scene_len: int = 15  # frames; no cut closer than this to the previous one (paper's setting)
+    min_clip_seconds: float = 1.0  # clips shorter than this are dropped (InternVid-FLT drops < 1 s)
+    max_clip_seconds: float | None = (
+        10.0  # longer scenes are split into equal pieces no longer than this; None keeps them whole
+    )
+
+
+@dataclass
+class CutConfig:
+    """Writing clip files with ffmpeg."""
+
+    mode: str = "exact"  # "exact": re-encode, frame-exact boundaries; "copy": stream copy, cuts move to keyframes
+    max_height: int | None = (
+        720  # exact mode: scale down taller videos to this height (SPEC: 720p); None keeps size
+    )
+    codec: str = "libx264"  # exact mode: video encoder
+    crf: int = 20  # exact mode: x264 constant rate factor (lower is better quality, larger files)
+    preset: str = "veryfast"  # exact mode: x264 speed preset
+    audio: bool = True  # keep the audio track (AAC when re-encoding)
+    timeout: float = 3600.0  # seconds one ffmpeg call may take before the video counts as failed
+
+
+@dataclass
+class OutputConfig:
+    """Shards and tables of the output folder."""
+
+    videos_per_shard: int = 8  # source videos per work shard; each shard gives one shards/NNNNN.tar
+
+
+@dataclass
+class RunConfig:
+    """Everything `internvid run` needs besides the input list and the output folder."""
+
+    input: InputConfig = field(default_factory=InputConfig)  # where videos come from
+    download: DownloadConfig = field(default_factory=DownloadConfig)  # yt-dlp settings
+    collect: CollectConfig = field(default_factory=CollectConfig)  # collection rules
+    split: SplitConfig = field(default_factory=SplitConfig)  # scene split + clip policy
+    cut: CutConfig = field(default_factory=CutConfig)  # clip files
+    output: OutputConfig = field(default_factory=OutputConfig)  # shard layout
+    workers: int = 1  # worker processes of the local executor (not part of the run's identity)
+
+    # fields that may change between a run and its resume without changing the result
+    RESUMABLE_CHANGES: typing.ClassVar[frozenset[str]] = frozenset({"workers"})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """Hash of every setting that changes the output (used to refuse resuming a different run)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_CHANGES}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return _build(cls, data or {}, "config")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunConfig:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the top level of a config file must be a mapping")
+        return cls.from_dict(data)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work, before any work starts."""
+        checks = [
+            (
+                self.collect.enabled in ("on", "off", "auto"),
+                "collect.enabled must be on, off or auto",
+            ),
+            (self.split.detector in ("content", "none"), "split.detector must be content or none"),
+            (self.split.threshold > 0, "split.threshold must be > 0"),
+            (self.split.min_scene_len >= 1, "split.min_scene_len must be >= 1"),
+            (self.split.min_clip_seconds >= 0, "split.min_clip_seconds must be >= 0"),
+            (
+                self.split.max_clip_seconds is None
+                or self.split.max_clip_seconds > self.split.min_clip_seconds,
+                "split.max_clip_seconds must exceed split.min_clip_seconds",
+            ),
+            (self.cut.mode in ("exact", "copy"), "cut.mode must be exact or copy"),
+            (self.cut.max_height is None or self.cut.max_height >= 16, "cut.max_height too small"),
+            (self.output.videos_per_shard >= 1, "output.videos_per_shard must be >= 1"),
+            (self.workers >= 1, "workers must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Build dataclass `cls` from a mapping, recursing into nested dataclasses; unknown keys fail."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, f"{where}.{name}")
+        else:
+            kwargs[name] = _coerce(value, tp, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check a YAML scalar/list against a field type (ints are accepted for floats)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, where)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(f"{where}: {value!r} does not match {tp}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ValueError(f"{where}: expected null")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, where) for v in value]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+            return value
+        raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,159 @@
+"""The local executor: shards run in worker processes, finished shards are never redone."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from internvid.engine.pipeline import Pipeline
+from internvid.engine.sample import Failure, Sample
+from internvid.engine.shard import ShardResult, Sink, commit_shard, load_marker, process_shard
+from internvid.log import quiet_noisy_loggers
+
+log = logging.getLogger(__name__)
+
+
+_worker: dict = {}  # per worker process: the pipeline (set up once) and the sink
+
+
+def _die_with_parent() -> None:
+    """Linux: make the kernel kill this worker when the main process dies (SIGKILL included)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _init_worker(pipeline: Pipeline, sink: Sink, log_level: int) -> None:
+    _die_with_parent()
+    logging.basicConfig(
+        level=log_level, format="%(levelname)s %(name)s [worker %(process)d] %(message)s"
+    )
+    quiet_noisy_loggers(log_level)
+    pipeline.setup()
+    _worker.update(pipeline=pipeline, sink=sink)
+
+
+def _run_in_worker(index: int, samples: list[Sample], work_dir: str) -> ShardResult:
+    return process_shard(_worker["pipeline"], _worker["sink"], index, samples, work_dir)
+
+
+class LocalExecutor:
+    """Runs the shards of a pipeline on this machine, `workers` processes at a time.
+
+    Shards whose completion marker exists are skipped (resume). A worker process that dies
+    (a decoder crash, out of memory) breaks the pool; the shards it held are retried one at a
+    time, and a shard whose worker dies again is recorded as failed items; the run goes on.
+    """
+
+    def __init__(self, workers: int = 1):
+        self.workers = max(1, workers)
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        sink: Sink,
+        shards: list[list[Sample]],
+        work_dir: str | Path,
+        on_done: Callable[[ShardResult, bool], None] | None = None,
+    ) -> list[ShardResult]:
+        """Process every shard without a marker; return all results in shard order.
+
+        `on_done(result, resumed)` is called per shard (resumed=True for markers found on disk).
+        """
+        work_dir = str(work_dir)
+        results: dict[int, ShardResult] = {}
+        todo = []
+        for i in range(len(shards)):
+            found = load_marker(work_dir, i)
+            if found is None:
+                todo.append(i)
+            else:
+                results[i] = found
+                if on_done:
+                    on_done(found, True)
+        if results:
+            log.info("resuming: %d of %d shards already finished", len(results), len(shards))
+
+        def finish(result: ShardResult) -> None:
+            results[result.index] = result
+            if on_done:
+                on_done(result, False)
+
+        if self.workers == 1 or len(todo) <= 1:
+            pipeline.setup()
+            for i in todo:
+                finish(process_shard(pipeline, sink, i, shards[i], work_dir))
+        else:
+            self._run_pool(pipeline, sink, shards, todo, work_dir, finish)
+        return [results[i] for i in range(len(shards))]
+
+    def _run_pool(self, pipeline, sink, shards, todo, work_dir, finish) -> None:
+        crashed = self._pool_pass(pipeline, sink, shards, todo, work_dir, finish, self.workers)
+        if crashed:
+            # a dead worker breaks the whole pool: retry each affected shard alone to find the culprit
+            log.warning("a worker process died; retrying %d shard(s) one at a time", len(crashed))
+        for i in crashed:
+            if self._pool_pass(pipeline, sink, shards, [i], work_dir, finish, 1):
+                finish(self._give_up(pipeline, sink, i, shards[i], work_dir))
+
+    @staticmethod
+    def _pool_pass(pipeline, sink, shards, indices, work_dir, finish, workers) -> list[int]:
+        """Run `indices` in a fresh process pool; return the shards lost to a dead worker."""
+        crashed = []
+        with cf.ProcessPoolExecutor(
+            max_workers=min(workers, len(indices)),
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(pipeline, sink, logging.getLogger().getEffectiveLevel()),
+        ) as pool:
+            futures = {pool.submit(_run_in_worker, i, shards[i], work_dir): i for i in indices}
+            for fut in cf.as_completed(futures):
+                try:
+                    finish(fut.result())
+                except cf.process.BrokenProcessPool:
+                    crashed.append(futures[fut])
+        return sorted(crashed)
+
+    @staticmethod
+    def _give_up(pipeline, sink, index, samples, work_dir) -> ShardResult:
+        """Record every item of a shard whose worker keeps dying as failed, and mark it done."""
+        log.error(
+            "shard %05d: its worker died twice; its %d videos are recorded as failed",
+            index,
+            len(samples),
+        )
+        failures = [
+            Failure(
+                s.id,
+                "worker",
+                "worker_crashed",
+                "the worker process died twice on this shard",
+                s.video.source,
+            )
+            for s in samples
+        ]
+        sink.clear_shard(index, samples)
+        return commit_shard(
+            sink,
+            index,
+            len(samples),
+            [],
+            pipeline.new_stats(),
+            failures,
+            work_dir,
+            time.perf_counter(),
+        )
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))

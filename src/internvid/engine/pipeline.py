@@ -1,0 +1,68 @@
+"""A pipeline: an ordered list of stages, validated before any work starts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from internvid.engine.sample import Failure, Sample
+from internvid.engine.stage import Stage, StageStats
+
+
+class PipelineError(ValueError):
+    """The stages cannot run in this order (a need nobody provides, a duplicate name...)."""
+
+
+@dataclass
+class Pipeline:
+    """Stages in order; `initial` names what the input readers already provide."""
+
+    stages: list[Stage]  # steps, run in order on every sample
+    initial: frozenset[str] = field(
+        default_factory=lambda: frozenset({"video"})
+    )  # provided by readers
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every stage's needs are met by the readers or an earlier stage."""
+        have = set(self.initial)
+        seen: set[str] = set()
+        for i, stage in enumerate(self.stages):
+            if not isinstance(stage, Stage):
+                raise PipelineError(f"step {i} is not a Stage: {stage!r}")
+            if stage.name in seen:
+                raise PipelineError(f"two stages are named {stage.name!r}")
+            seen.add(stage.name)
+            missing = sorted(stage.needs - have)
+            if missing:
+                raise PipelineError(
+                    f"stage {stage.name!r} (step {i}) needs {missing}, which no earlier stage "
+                    f"provides (available: {sorted(have)})"
+                )
+            have |= stage.provides
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def setup(self) -> None:
+        for stage in self.stages:
+            stage.setup()
+
+    def new_stats(self) -> dict[str, StageStats]:
+        return {s.name: s.new_stats() for s in self.stages}
+
+    def run(
+        self, samples: Iterable[Sample], stats: dict[str, StageStats], failures: list[Failure]
+    ) -> list[Sample]:
+        """Run every stage over `samples`, in batches of each stage's batch size."""
+        batch_in = list(samples)
+        for stage in self.stages:
+            out: list[Sample] = []
+            size = max(1, stage.batch_size)
+            for i in range(0, len(batch_in), size):
+                out.extend(stage.run_batch(batch_in[i : i + size], stats[stage.name], failures))
+            batch_in = out
+        return batch_in

@@ -1,0 +1,99 @@
+"""Work shards: process one shard through a pipeline into a sink, then write its completion marker."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from internvid.engine.pipeline import Pipeline
+from internvid.engine.sample import Failure, Sample
+from internvid.engine.stage import StageStats
+from internvid.io.atomic import write_json_atomic
+
+
+class Sink(Protocol):
+    """Where a finished shard's samples go (shard files); shared by every executor."""
+
+    def clear_shard(self, index: int, samples: list[Sample]) -> None:
+        """Remove whatever an interrupted attempt at this shard left behind."""
+
+    def write_shard(self, index: int, samples: list[Sample]) -> dict[str, Any]:
+        """Write the shard's outputs atomically; return a JSON-able summary for the marker."""
+
+
+@dataclass
+class ShardResult:
+    """What a finished shard reports; stored as its completion marker."""
+
+    index: int  # shard number
+    videos: int  # samples the shard started with
+    stats: dict[str, StageStats]  # per stage
+    failures: list[Failure]  # items that failed in this shard
+    summary: dict[str, Any] = field(default_factory=dict)  # the sink's summary (clips written...)
+    seconds: float = 0.0  # wall time of the shard
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "videos": self.videos,
+            "seconds": round(self.seconds, 3),
+            "stats": [s.to_json() for s in self.stats.values()],
+            "failures": [f.to_json() for f in self.failures],
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ShardResult:
+        stats = [StageStats.from_json(s) for s in d["stats"]]
+        return cls(
+            index=d["index"],
+            videos=d["videos"],
+            stats={s.name: s for s in stats},
+            failures=[Failure(**f) for f in d["failures"]],
+            summary=d["summary"],
+            seconds=d["seconds"],
+        )
+
+
+def marker_path(work_dir: str | Path, index: int) -> Path:
+    return Path(work_dir) / f"{index:05d}.done.json"
+
+
+def load_marker(work_dir: str | Path, index: int) -> ShardResult | None:
+    path = marker_path(work_dir, index)
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return ShardResult.from_json(json.load(f))
+
+
+def process_shard(
+    pipeline: Pipeline, sink: Sink, index: int, samples: list[Sample], work_dir: str | Path
+) -> ShardResult:
+    """Run one shard end to end. The marker is written last: it is the commit point."""
+    t0 = time.perf_counter()
+    sink.clear_shard(index, samples)
+    stats = pipeline.new_stats()
+    failures: list[Failure] = []
+    out = pipeline.run(samples, stats, failures)
+    return commit_shard(sink, index, len(samples), out, stats, failures, work_dir, t0)
+
+
+def commit_shard(
+    sink: Sink,
+    index: int,
+    videos: int,
+    out: list[Sample],
+    stats: dict[str, StageStats],
+    failures: list[Failure],
+    work_dir: str | Path,
+    t0: float,
+) -> ShardResult:
+    """Write the shard's outputs, then its marker (after this the shard is never redone)."""
+    summary = sink.write_shard(index, out)
+    result = ShardResult(index, videos, stats, failures, summary, time.perf_counter() - t0)
+    write_json_atomic(marker_path(work_dir, index), result.to_json())
+    return result

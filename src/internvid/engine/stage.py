@@ -1,0 +1,186 @@
+"""Stages: units of work that declare what they need and provide, their resources and batch size."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from internvid.engine.sample import Failure, Sample
+
+log = logging.getLogger(__name__)
+
+
+class StageError(Exception):
+    """An item failed in a stage for a known reason; it becomes one row of failures.jsonl."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason  # short slug, e.g. "no_video_stream"
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one instance of a stage needs from the machine (the Ray executor sizes actors by it)."""
+
+    cpus: float = 1.0  # CPU cores per instance
+    gpus: float = 0.0  # GPUs per instance (fractions share a GPU)
+
+
+@dataclass
+class StageStats:
+    """Per-stage counters: items in and out, dropped and failed by reason, seconds spent."""
+
+    name: str  # stage name
+    unit: str = "video"  # what in/out count: "video" or "clip"
+    items_in: int = 0  # items the stage received
+    items_out: int = 0  # items it passed on
+    clips_out: int = 0  # clips in the samples it passed on
+    dropped: Counter = field(default_factory=Counter)  # reason -> items removed on purpose
+    failed: Counter = field(default_factory=Counter)  # reason -> items that failed
+    seconds: float = 0.0  # wall time inside the stage
+
+    def merge(self, other: StageStats) -> None:
+        self.items_in += other.items_in
+        self.items_out += other.items_out
+        self.clips_out += other.clips_out
+        self.dropped.update(other.dropped)
+        self.failed.update(other.failed)
+        self.seconds += other.seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "in": self.items_in,
+            "out": self.items_out,
+            "clips_out": self.clips_out,
+            "dropped": dict(sorted(self.dropped.items())),
+            "failed": dict(sorted(self.failed.items())),
+            "seconds": round(self.seconds, 3),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StageStats:
+        return cls(
+            name=d["name"],
+            unit=d["unit"],
+            items_in=d["in"],
+            items_out=d["out"],
+            clips_out=d["clips_out"],
+            dropped=Counter(d["dropped"]),
+            failed=Counter(d["failed"]),
+            seconds=d["seconds"],
+        )
+
+
+class Context:
+    """Handed to `Stage.process`: where a stage records drops and failures of its items."""
+
+    def __init__(self, stage: Stage, stats: StageStats, failures: list[Failure]):
+        self.stage = stage
+        self.stats = stats
+        self.failures = failures
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        """Count `count` items removed on purpose (a filter said no)."""
+        self.stats.dropped[reason] += count
+
+    def fail(self, sample: Sample, reason: str, message: str, item: str | None = None) -> None:
+        """Record a failed item (the whole video, or one clip of it when `item` is a clip id)."""
+        self.stats.failed[reason] += 1
+        self.failures.append(
+            Failure(
+                item=item or sample.id,
+                stage=self.stage.name,
+                reason=reason,
+                message=message,
+                source=sample.video.source,
+            )
+        )
+        log.warning("%s failed in %s: %s: %s", item or sample.id, self.stage.name, reason, message)
+
+
+class Stage:
+    """Base class of every pipeline step.
+
+    Subclasses set `name`, `needs` and `provides` (names of the sample fields a stage reads and
+    fills in, checked by `Pipeline.validate`), `unit` ("video" or "clip": what its in/out count),
+    `resources` and `batch_size`. A stage is cheap to build and picklable: heavy things (models,
+    decoders) load in `setup()`, which runs once per worker before the first batch.
+
+    Override `process_one` for item-at-a-time work (an exception fails that item only), or
+    `process` for batched work (a GPU model over many clips).
+    """
+
+    name: ClassVar[str] = "stage"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[frozenset[str]] = frozenset()
+    unit: ClassVar[str] = "video"
+    resources: Resources = Resources()
+    batch_size: int = 1
+
+    def setup(self) -> None:
+        """Load heavy things. Called once per worker process, before the first batch."""
+
+    def process_one(self, sample: Sample, ctx: Context) -> Sample | None:
+        """Process one sample; return it (possibly changed) or None after ctx.drop/ctx.fail."""
+        raise NotImplementedError
+
+    def process(self, batch: list[Sample], ctx: Context) -> list[Sample]:
+        """Process a batch. The default calls `process_one` per sample and isolates failures."""
+        out = []
+        for sample in batch:
+            try:
+                result = self.process_one(sample, ctx)
+            except StageError as e:
+                ctx.fail(sample, e.reason, e.message)
+                continue
+            except Exception as e:
+                log.exception("unexpected error in %s on %s", self.name, sample.id)
+                ctx.fail(sample, "error", f"{type(e).__name__}: {e}")
+                continue
+            if result is not None:
+                out.append(result)
+        return out
+
+    def count(self, batch: list[Sample]) -> int:
+        """Items in a batch, in this stage's unit."""
+        return len(batch) if self.unit == "video" else sum(len(s.clips) for s in batch)
+
+    def run_batch(
+        self, batch: list[Sample], stats: StageStats, failures: list[Failure]
+    ) -> list[Sample]:
+        """Process a batch and account for it in `stats` (used by every executor)."""
+        ctx = Context(self, stats, failures)
+        stats.items_in += self.count(batch)
+        t0 = time.perf_counter()
+        out = self.process(batch, ctx) if batch else []
+        stats.seconds += time.perf_counter() - t0
+        stats.items_out += self.count(out)
+        stats.clips_out += sum(len(s.clips) for s in out)
+        return out
+
+    def new_stats(self) -> StageStats:
+        return StageStats(name=self.name, unit=self.unit)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class Filter(Stage):
+    """A stage that keeps or drops whole samples: `keep()` answers True, False or (False, reason)."""
+
+    def keep(self, sample: Sample) -> bool | tuple[bool, str]:
+        raise NotImplementedError
+
+    def process_one(self, sample: Sample, ctx: Context) -> Sample | None:
+        verdict = self.keep(sample)
+        ok, reason = verdict if isinstance(verdict, tuple) else (verdict, self.name)
+        if ok:
+            return sample
+        ctx.drop(reason)
+        return None

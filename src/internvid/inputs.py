@@ -1,0 +1,255 @@
+"""Input readers: folders, globs, files, URL/path lists (txt, csv, jsonl) and InternVid metadata."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from internvid.config import InputConfig
+from internvid.engine.sample import Failure, Sample
+from internvid.io.release import MalformedRow, clip_from_row, iter_release_rows
+from internvid.records import Video, is_safe_id, make_video_id
+from internvid.stages.download import is_url
+
+log = logging.getLogger(__name__)
+
+LIST_SUFFIXES = (".txt", ".list", ".csv", ".jsonl", ".json", ".gz")
+LIST_KEYS = ("url", "path", "source", "video", "file")  # columns a list may name its entries by
+
+
+@dataclass
+class Inputs:
+    """What the readers found: samples in a stable order, and input lines that failed."""
+
+    samples: list[Sample] = field(default_factory=list)  # one per distinct source video
+    failures: list[Failure] = field(default_factory=list)  # unreadable inputs, malformed rows
+
+
+def youtube_id(url: str) -> str | None:
+    """The 11-character id of a YouTube watch/shorts/youtu.be URL, else None."""
+    u = urlparse(url)
+    host = (u.hostname or "").lower()
+    cand = None
+    if host.endswith("youtu.be"):
+        cand = u.path.strip("/").split("/")[0]
+    elif host.endswith("youtube.com"):
+        if u.path == "/watch":
+            cand = (parse_qs(u.query).get("v") or [None])[0]
+        elif u.path.startswith(("/shorts/", "/embed/", "/live/")):
+            cand = u.path.split("/")[2]
+    return cand if cand and is_safe_id(cand) and len(cand) == 11 else None
+
+
+def _id_for(source: str) -> str:
+    if is_url(source):
+        return youtube_id(source) or make_video_id(Path(urlparse(source).path).stem or "video")
+    return make_video_id(Path(source).stem)
+
+
+class _Collector:
+    def __init__(self, cfg: InputConfig):
+        self.cfg = cfg
+        self.out = Inputs()
+        self.by_source: dict[str, Sample] = {}
+
+    def fail(self, item: str, reason: str, message: str, source: str = "") -> None:
+        log.warning("input %s: %s: %s", item, reason, message)
+        self.out.failures.append(Failure(item, "input", reason, message, source))
+
+    def add(
+        self, source: str, origin: str, vid: str | None = None, meta: dict | None = None
+    ) -> Sample | None:
+        if source in self.by_source:
+            return self.by_source[source]
+        if vid is not None and not is_safe_id(vid):
+            self.fail(vid, "unsafe_id", f"id {vid!r} may only hold A-Z a-z 0-9 _ -", source)
+            return None
+        video = Video(
+            id=vid or _id_for(source),
+            source=source,
+            path=None if is_url(source) else source,
+            meta={"origin": origin, **(meta or {})},
+        )
+        sample = Sample(video=video)
+        self.by_source[source] = sample
+        self.out.samples.append(sample)
+        return sample
+
+    # --- one reader per kind of input ---
+
+    def read(self, entry: str) -> None:
+        if is_url(entry):
+            self.add(entry, "url")
+            return
+        p = Path(entry)
+        if p.is_dir():
+            exts = {e.lower() for e in self.cfg.extensions}
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            if not files:
+                log.warning("no video files (%s) under %s", ", ".join(sorted(exts)), p)
+            for f in files:
+                self.add(str(f), "local")
+        elif p.is_file():
+            name = p.name.lower()
+            if name.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
+                if _is_release_file(p):
+                    self.read_metadata(p)
+                else:
+                    self.read_jsonl_list(p)
+            elif name.endswith(".csv"):
+                self.read_csv_list(p)
+            elif name.endswith((".txt", ".list")):
+                self.read_text_list(p)
+            else:
+                self.add(str(p), "local")
+        elif glob.has_magic(entry):
+            matches = sorted(glob.glob(entry, recursive=True))
+            if not matches:
+                self.fail(entry, "missing_file", "the pattern matches no file", entry)
+            for m in matches:
+                if Path(m).is_file():
+                    self.add(m, "local")
+        else:
+            self.fail(entry, "missing_file", f"no such file or folder: {entry}", entry)
+
+    def _list_entry(
+        self, value: str, base: Path, where: str, vid: str | None = None, meta: dict | None = None
+    ) -> None:
+        value = value.strip()
+        if not value:
+            self.fail(where, "malformed_input", "empty entry")
+            return
+        if is_url(value):
+            self.add(value, "url", vid, meta)
+            return
+        path = Path(value)
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            self.fail(where, "missing_file", f"no such file: {path}", str(path))
+            return
+        self.add(str(path), "local", vid, meta)
+
+    def read_text_list(self, p: Path) -> None:
+        with open(p, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    self._list_entry(line, p.parent, f"{p.name}:{n}")
+
+    def read_csv_list(self, p: Path) -> None:
+        with open(p, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            key = next((k for k in LIST_KEYS if k in (reader.fieldnames or [])), None)
+            if key is None:
+                self.fail(
+                    p.name,
+                    "malformed_input",
+                    f"a CSV list needs one of the columns {LIST_KEYS}",
+                    str(p),
+                )
+                return
+            for n, row in enumerate(reader, 2):
+                meta = {k: v for k, v in row.items() if k not in (key, "id") and k is not None}
+                self._list_entry(
+                    row.get(key) or "", p.parent, f"{p.name}:{n}", row.get("id") or None, meta
+                )
+
+    def read_jsonl_list(self, p: Path) -> None:
+        opener = gzip.open if p.name.endswith(".gz") else open
+        with opener(p, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                where = f"{p.name}:{n}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    self.fail(where, "malformed_input", f"invalid JSON: {e}", str(p))
+                    continue
+                key = next(
+                    (k for k in LIST_KEYS if isinstance(obj, dict) and isinstance(obj.get(k), str)),
+                    None,
+                )
+                if key is None:
+                    self.fail(
+                        where,
+                        "malformed_input",
+                        f"a JSONL list row needs one of {LIST_KEYS}",
+                        str(p),
+                    )
+                    continue
+                vid = obj.get("id")
+                meta = {k: v for k, v in obj.items() if k not in (key, "id")}
+                self._list_entry(
+                    obj[key], p.parent, where, str(vid) if vid is not None else None, meta
+                )
+
+    def read_metadata(self, p: Path) -> None:
+        """InternVid release rows: one sample per YoutubeID, its clips given by the rows."""
+        template = self.cfg.path_template
+        if not template or ("{YoutubeID}" not in template and "{id}" not in template):
+            raise ValueError(
+                f"{p} is InternVid metadata: say where each row's video is with --path-template, "
+                "e.g. '/data/youtube/{YoutubeID}.mp4' (local files) or "
+                "'https://www.youtube.com/watch?v={YoutubeID}' (downloaded whole with yt-dlp)"
+            )
+
+        def on_error(line_no: int, error: MalformedRow, raw: str) -> None:
+            self.fail(f"{p.name}:{line_no}", error.reason, str(error), str(p))
+
+        groups: OrderedDict[str, list] = OrderedDict()
+        for row in iter_release_rows(p, on_error=on_error):
+            groups.setdefault(row.youtube_id, []).append(row)
+        for vid, rows in groups.items():
+            # the id is a safe id (checked by the reader), so it cannot leave the template's folder
+            source = template.replace("{YoutubeID}", vid).replace("{id}", vid)
+            if not is_url(source) and not Path(source).is_file():
+                self.fail(vid, "missing_file", f"no local file for {vid}: {source}", source)
+                continue
+            sample = self.add(source, "metadata", vid)
+            if sample is None:
+                continue
+            seen = {c.clip_id for c in sample.clips}
+            for row in rows:
+                clip = clip_from_row(row, source)
+                if clip.clip_id not in seen:
+                    seen.add(clip.clip_id)
+                    sample.clips.append(clip)
+
+
+def _is_release_file(p: Path) -> bool:
+    opener = gzip.open if p.name.endswith(".gz") else open
+    with opener(p, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    return False
+                return isinstance(obj, dict) and "YoutubeID" in obj
+    return False
+
+
+def read_inputs(entries: list[str], cfg: InputConfig) -> Inputs:
+    """Expand every input entry into samples (stable order, one per distinct source)."""
+    c = _Collector(cfg)
+    for entry in entries:
+        c.read(entry)
+    samples = c.out.samples
+    # the same id from different sources (two "intro.mp4" in different folders): salt with the source
+    counts: dict[str, int] = {}
+    for s in samples:
+        counts[s.video.id] = counts.get(s.video.id, 0) + 1
+    for s in samples:
+        if counts[s.video.id] > 1 and s.video.meta.get("origin") != "metadata":
+            s.video.id = make_video_id(s.video.id, salt=s.video.source)
+    if cfg.limit is not None:
+        c.out.samples = samples[: cfg.limit]
+    return c.out

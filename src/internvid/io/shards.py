@@ -1,0 +1,79 @@
+"""WebDataset shards: `NNNNN.tar` (KEY.mp4, KEY.json, KEY.txt per clip) and a parquet sidecar."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+from internvid.io.atomic import temp_name
+from internvid.io.tables import clip_to_row, clips_table, write_table_atomic
+from internvid.records import Clip
+
+CAPTION_PRIORITY = (
+    "fused",
+    "release",
+    "coarse",
+)  # which caption becomes KEY.txt, first present wins
+
+
+def shard_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+def best_caption(clip: Clip) -> str:
+    """The caption a trainer should use: fused > release > coarse, else empty."""
+    for name in CAPTION_PRIORITY:
+        if clip.captions.get(name):
+            return clip.captions[name]
+    return ""
+
+
+def sample_json(clip: Clip) -> dict:
+    """KEY.json: the clip's metadata row, with its maps as plain objects."""
+    row = clip_to_row(clip)
+    row["captions"] = dict(row["captions"])
+    row["scores"] = dict(row["scores"])
+    row["meta"] = json.loads(row["meta"])
+    return row
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0  # deterministic archives: same clips, same bytes
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_shard(folder: str | Path, index: int, clips: list[Clip], files: dict[str, str]) -> Path:
+    """Write `folder/NNNNN.tar` and `folder/NNNNN.parquet` atomically; return the tar path.
+
+    `files` maps clip_id -> clip file. The parquet sidecar is written after the tar, and both
+    appear under their final names only once complete.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tar_path = folder / f"{shard_name(index)}.tar"
+    tmp = temp_name(tar_path)
+    try:
+        with open(tmp, "wb") as f:
+            with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                for clip in clips:
+                    key = clip.clip_id
+                    _add(tar, f"{key}.mp4", Path(files[key]).read_bytes())
+                    _add(
+                        tar,
+                        f"{key}.json",
+                        json.dumps(sample_json(clip), ensure_ascii=False).encode(),
+                    )
+                    _add(tar, f"{key}.txt", best_caption(clip).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, tar_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_table_atomic(clips_table(clips), folder / f"{shard_name(index)}.parquet")
+    return tar_path

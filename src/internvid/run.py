@@ -1,0 +1,269 @@
+"""`internvid run`: inputs -> shards -> pipeline -> clips.parquet, internvid.jsonl, shards, stats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from internvid.config import RunConfig
+from internvid.engine import Pipeline, Sample, StageStats
+from internvid.engine.local import LocalExecutor
+from internvid.engine.shard import ShardResult
+from internvid.inputs import read_inputs
+from internvid.io.atomic import atomic_open, remove_temp_files, write_json_atomic
+from internvid.io.release import ReleaseWriter, row_from_clip
+from internvid.io.shards import shard_name
+from internvid.io.tables import CLIP_SCHEMA, VIDEO_SCHEMA, row_to_clip, write_table_atomic
+from internvid.sink import ShardSink
+from internvid.stages.collect import CollectFilter
+from internvid.stages.cut import CutStage
+from internvid.stages.download import DownloadStage
+from internvid.stages.probe import ProbeStage
+from internvid.stages.split import SplitStage
+
+log = logging.getLogger(__name__)
+
+
+class RunError(RuntimeError):
+    """The run cannot start (bad inputs, an output folder holding a different run)."""
+
+
+def build_pipeline(cfg: RunConfig, out_dir: Path) -> Pipeline:
+    """The stages of `internvid run`, in order."""
+    return Pipeline(
+        [
+            DownloadStage(cfg.download, out_dir / "downloads"),
+            ProbeStage(),
+            CollectFilter(cfg.collect),
+            SplitStage(cfg.split),
+            CutStage(cfg.cut, out_dir / "_work" / "tmp"),
+        ]
+    )
+
+
+@dataclass
+class RunSummary:
+    """What a run did; also written as stats.json."""
+
+    out_dir: str  # output folder
+    videos: int  # input videos (after reading the inputs)
+    videos_ok: int  # videos that gave at least one clip
+    clips: int  # clips written
+    clip_seconds: float  # total length of the clips written
+    video_seconds: float  # total length of the videos that passed probing
+    failures: int  # rows in failures.jsonl
+    failures_by_reason: dict[str, int]  # reason -> count
+    shards: int  # work shards in the run
+    shards_resumed: int  # shards finished by an earlier, interrupted invocation
+    wall_seconds: float  # this invocation's wall time
+    stages: list[dict[str, Any]]  # per-stage stats, summed over shards
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _manifest_hash(samples: list[Sample]) -> str:
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(json.dumps([s.video.id, s.video.source, [c.clip_id for c in s.clips]]).encode())
+    return h.hexdigest()[:16]
+
+
+def _check_identity(out_dir: Path, cfg: RunConfig, samples: list[Sample], overwrite: bool) -> None:
+    """Refuse to mix two different runs in one folder; remember this run's identity."""
+    run_file = out_dir / "_work" / "run.json"
+    identity = {
+        "config": cfg.fingerprint(),
+        "inputs": _manifest_hash(samples),
+        "videos": len(samples),
+    }
+    if run_file.is_file():
+        old = json.loads(run_file.read_text())
+        if old != identity:
+            if not overwrite:
+                raise RunError(
+                    f"{out_dir} holds a different run (other inputs or settings): pass --overwrite "
+                    "to replace it, or choose another --out"
+                )
+            log.warning("--overwrite: removing the previous run in %s", out_dir)
+            for name in ("_work", "shards", "downloads"):
+                shutil.rmtree(out_dir / name, ignore_errors=True)
+    write_json_atomic(run_file, identity)
+
+
+def _shards(samples: list[Sample], per_shard: int) -> list[list[Sample]]:
+    return [samples[i : i + per_shard] for i in range(0, len(samples), per_shard)]
+
+
+def run(
+    inputs: list[str],
+    out_dir: str | Path,
+    cfg: RunConfig | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Run the pipeline over `inputs` into `out_dir`; resumes an interrupted run of the same work."""
+    t0 = time.perf_counter()
+    cfg = cfg or RunConfig()
+    cfg.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = out_dir / "_work"
+    work_dir.mkdir(exist_ok=True)
+    stale = remove_temp_files(out_dir)
+    if stale:
+        log.info("removed %d partial file(s) left by an interrupted run", stale)
+
+    try:
+        found = read_inputs(inputs, cfg.input)
+    except ValueError as e:
+        raise RunError(str(e)) from e
+    samples = found.samples
+    if not samples and not found.failures:
+        raise RunError(f"no videos found in {inputs}")
+    _check_identity(out_dir, cfg, samples, overwrite)
+    with atomic_open(out_dir / "config.yaml") as f:
+        f.write(cfg.to_yaml())
+    with atomic_open(work_dir / "inputs.jsonl") as f:
+        for s in samples:
+            f.write(
+                json.dumps({"id": s.id, "source": s.video.source, "clips": len(s.clips)}) + "\n"
+            )
+
+    pipeline = build_pipeline(cfg, out_dir)
+    sink = ShardSink(out_dir, keep_downloads=cfg.download.keep)
+    shards = _shards(samples, cfg.output.videos_per_shard)
+    log.info(
+        "%d videos in %d shards, %d worker(s); stages: %s",
+        len(samples),
+        len(shards),
+        cfg.workers,
+        " -> ".join(pipeline.names),
+    )
+    executor = LocalExecutor(cfg.workers)
+    resumed = []
+    with _Progress(len(samples), enabled=progress) as bar:
+
+        def on_done(result: ShardResult, was_resumed: bool) -> None:
+            if was_resumed:
+                resumed.append(result.index)
+            bar.advance(result)
+
+        results = executor.run(pipeline, sink, shards, work_dir, on_done=on_done)
+
+    summary = finalize(
+        out_dir, results, found.failures, len(samples), len(resumed), time.perf_counter() - t0
+    )
+    return summary
+
+
+def finalize(
+    out_dir: Path,
+    results: list[ShardResult],
+    input_failures: list,
+    videos: int,
+    resumed: int,
+    wall: float,
+) -> RunSummary:
+    """Merge the shards' outputs into the run's tables (each written atomically)."""
+    shard_dir = out_dir / "shards"
+    tables = [
+        pq.read_table(shard_dir / f"{shard_name(r.index)}.parquet", schema=CLIP_SCHEMA)
+        for r in results
+        if r.summary.get("clips")
+    ]
+    clips_table = pa.concat_tables(tables) if tables else CLIP_SCHEMA.empty_table()
+    write_table_atomic(clips_table, out_dir / "clips.parquet")
+    video_rows = [v for r in results for v in r.summary.get("videos", [])]
+    write_table_atomic(
+        pa.Table.from_pylist(video_rows, schema=VIDEO_SCHEMA), out_dir / "videos.parquet"
+    )
+    clip_seconds, clip_videos = 0.0, set()
+    with ReleaseWriter(out_dir / "internvid.jsonl") as w:
+        for batch in clips_table.to_batches():
+            for row in batch.to_pylist():
+                clip = row_to_clip(row)
+                clip_seconds += clip.duration
+                clip_videos.add(clip.video_id)
+                w.write(row_from_clip(clip))
+
+    failures = [f.to_json() for f in input_failures]
+    failures += [f.to_json() for r in results for f in r.failures]
+    with atomic_open(out_dir / "failures.jsonl") as f:
+        for row in failures:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    stages: dict[str, StageStats] = {}
+    for r in results:
+        for name, st in r.stats.items():
+            stages.setdefault(name, StageStats(name, st.unit)).merge(st)
+    summary = RunSummary(
+        out_dir=str(out_dir),
+        videos=videos,
+        videos_ok=len(clip_videos),
+        clips=clips_table.num_rows,
+        clip_seconds=round(clip_seconds, 3),
+        video_seconds=round(sum(v.get("duration") or 0.0 for v in video_rows), 3),
+        failures=len(failures),
+        failures_by_reason=dict(sorted(Counter(f["reason"] for f in failures).items())),
+        shards=len(results),
+        shards_resumed=resumed,
+        wall_seconds=round(wall, 3),
+        stages=[s.to_json() for s in stages.values()],
+    )
+    write_json_atomic(out_dir / "stats.json", summary.to_json())
+    return summary
+
+
+class _Progress:
+    """A rich progress bar over videos, advanced as shards finish."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.enabled = total, enabled
+        self.clips = self.failed = 0
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            from internvid.log import console
+
+            self.bar = Progress(
+                TextColumn("[bold]videos"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("run", total=self.total, info="")
+        return self
+
+    def advance(self, result: ShardResult) -> None:
+        self.clips += result.summary.get("clips", 0)
+        self.failed += len(result.failures)
+        if self.enabled:
+            info = f"{self.clips} clips, {self.failed} failed"
+            self.bar.update(self.task, advance=result.videos, info=info)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.stop()

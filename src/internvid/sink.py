@@ -1,0 +1,51 @@
+"""The shard sink of `internvid run`: clips into WebDataset tars with parquet sidecars."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from internvid.engine.sample import Sample
+from internvid.io.shards import shard_name, write_shard
+from internvid.io.tables import video_to_row
+
+
+class ShardSink:
+    """Writes `shards/NNNNN.tar` + `shards/NNNNN.parquet` per work shard, then cleans scratch."""
+
+    def __init__(self, out_dir: str | Path, keep_downloads: bool = False):
+        self.out_dir = Path(out_dir)
+        self.shard_dir = self.out_dir / "shards"
+        self.scratch = self.out_dir / "_work" / "tmp"
+        self.downloads = self.out_dir / "downloads"
+        self.keep_downloads = keep_downloads
+
+    def clear_shard(self, index: int, samples: list[Sample]) -> None:
+        for suffix in (".tar", ".parquet"):
+            (self.shard_dir / f"{shard_name(index)}{suffix}").unlink(missing_ok=True)
+        for s in samples:
+            shutil.rmtree(self.scratch / s.id, ignore_errors=True)
+
+    def write_shard(self, index: int, samples: list[Sample]) -> dict[str, Any]:
+        clips = []
+        for s in samples:
+            for c in s.clips:
+                c.shard = index
+                clips.append(c)
+        files = {k: v for s in samples for k, v in s.files.items()}
+        if clips:
+            write_shard(self.shard_dir, index, clips, files)
+        for s in samples:
+            shutil.rmtree(self.scratch / s.id, ignore_errors=True)
+            if (
+                not self.keep_downloads
+                and s.video.path
+                and Path(s.video.path).parent == self.downloads
+            ):
+                Path(s.video.path).unlink(missing_ok=True)
+        return {
+            "clips": len(clips),
+            "seconds_of_clips": round(sum(c.duration for c in clips), 3),
+            "videos": [video_to_row(s.video) for s in samples],
+        }
