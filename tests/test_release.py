@@ -188,6 +188,10 @@ def test_text_file_object_and_blank_lines() -> None:
         list(iter_release_rows(io.StringIO(bad), on_error=lambda n, e, raw: seen.append(n))) == []
     )
     assert seen == [3]
+    # binary file objects too (e.g. an open gzip stream)
+    data = gzip.compress((line_of(GOOD) + "\n").encode() * 3)
+    with gzip.open(io.BytesIO(data), "rb") as f:
+        assert len(list(iter_release_rows(f))) == 3
 
 
 def test_crlf_and_bom_tolerated(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import glob
 import gzip
 import json
 import logging
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +67,10 @@ class _Collector:
     def add(
         self, source: str, origin: str, vid: str | None = None, meta: dict | None = None
     ) -> Sample | None:
-        if source in self.by_source:
-            return self.by_source[source]
+        # one sample per file however it was named (relative, absolute, through "..", a link)
+        key = source if is_url(source) else os.path.realpath(source)
+        if key in self.by_source:
+            return self.by_source[key]
         if vid is not None and not is_safe_id(vid):
             self.fail(vid, "unsafe_id", f"id {vid!r} may only hold A-Z a-z 0-9 _ -", source)
             return None
@@ -78,7 +81,7 @@ class _Collector:
             meta={"origin": origin, **(meta or {})},
         )
         sample = Sample(video=video)
-        self.by_source[source] = sample
+        self.by_source[key] = sample
         self.out.samples.append(sample)
         return sample
 
@@ -232,7 +235,7 @@ def _is_release_file(p: Path) -> bool:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError:
-                    return False
+                    continue  # a malformed line (a truncated first row): the first good one tells
                 return isinstance(obj, dict) and "YoutubeID" in obj
     return False
 

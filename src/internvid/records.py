@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def is_safe_id(value: str) -> bool:
     """True when `value` can be used as a file name and a WebDataset key as it is."""
-    return isinstance(value, str) and bool(_SAFE_ID.match(value))
+    return isinstance(value, str) and bool(_SAFE_ID.fullmatch(value))
 
 
 def check_id(value: str, what: str = "video id") -> str:

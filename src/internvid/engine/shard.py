@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -73,8 +74,13 @@ def load_marker(work_dir: str | Path, index: int) -> ShardResult | None:
 def process_shard(
     pipeline: Pipeline, sink: Sink, index: int, samples: list[Sample], work_dir: str | Path
 ) -> ShardResult:
-    """Run one shard end to end. The marker is written last: it is the commit point."""
+    """Run one shard end to end. The marker is written last: it is the commit point.
+
+    Stages change samples in place, so the shard works on a copy: a retried shard starts from
+    the same input as the first attempt.
+    """
     t0 = time.perf_counter()
+    samples = copy.deepcopy(samples)
     sink.clear_shard(index, samples)
     stats = pipeline.new_stats()
     failures: list[Failure] = []

@@ -54,9 +54,9 @@ def classify_error(message: str) -> str:
         ("not available in your country", "region_locked"),
         ("confirm your age", "age_restricted"),
         ("removed", "removed"),
-        ("429", "rate_limited"),
+        ("http error 429", "rate_limited"),  # not a bare "429": ports and video ids hold digits
         ("too many requests", "rate_limited"),
-        ("404", "unavailable"),
+        ("http error 404", "unavailable"),
         ("unavailable", "unavailable"),
     ):
         if needle in m:

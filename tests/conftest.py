@@ -1,0 +1,64 @@
+"""Shared fixtures: demo videos with known cuts, bad inputs, the real sample videos."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from internvid.media.synth import DEMO_VIDEOS, write_bad_inputs, write_demo_videos
+
+SHARED_DATA = Path(os.environ.get("INTERNVID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+REAL_VIDEOS = SHARED_DATA / "videos"
+RELEASE_DATA = SHARED_DATA / "internvid"
+
+
+@pytest.fixture(scope="session")
+def demo_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the demo videos (rendered once per session; treat as read-only)."""
+    folder = tmp_path_factory.mktemp("demo_videos")
+    write_demo_videos(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_specs() -> dict:
+    return {v.name: v for v in DEMO_VIDEOS}
+
+
+@pytest.fixture(scope="session")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Files a run must reject: corrupt, empty, text named .mp4, audio only."""
+    return write_bad_inputs(tmp_path_factory.mktemp("bad_inputs"))
+
+
+@pytest.fixture
+def mixed_input(tmp_path: Path, demo_videos: Path, bad_files: dict[str, Path]) -> Path:
+    """A folder with every demo video and every bad file."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    for p in sorted(demo_videos.glob("*.mp4")):
+        shutil.copy(p, folder / p.name)
+    for p in bad_files.values():
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+@pytest.fixture
+def real_videos() -> Path:
+    if not REAL_VIDEOS.is_dir():
+        pytest.skip(f"real sample videos not found at {REAL_VIDEOS} (set INTERNVID_SHARED_DATA)")
+    return REAL_VIDEOS
+
+
+@pytest.fixture(autouse=True)
+def _no_error_logs(caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest):
+    """Fail any test that logs an ERROR it did not ask for (mark it `allow_error_logs`)."""
+    yield
+    if request.node.get_closest_marker("allow_error_logs"):
+        return
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert not errors, f"unexpected ERROR log: {errors[0].getMessage()}"
