@@ -11,7 +11,9 @@ import pytest
 
 from internvid.media.synth import DEMO_VIDEOS, write_bad_inputs, write_demo_videos
 
-SHARED_DATA = Path(os.environ.get("INTERNVID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("INTERNVID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 REAL_VIDEOS = SHARED_DATA / "videos"
 RELEASE_DATA = SHARED_DATA / "internvid"
 

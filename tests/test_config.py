@@ -10,7 +10,11 @@ from internvid.config import RunConfig
 def test_defaults_follow_the_paper():
     c = RunConfig()
     assert c.split.threshold == 27.0 and c.split.min_scene_len == 15
-    assert (c.collect.min_duration, c.collect.max_duration, c.collect.min_height) == (10.0, 1800.0, 360)
+    assert (c.collect.min_duration, c.collect.max_duration, c.collect.min_height) == (
+        10.0,
+        1800.0,
+        360,
+    )
     assert c.cut.max_height == 720 and c.download.max_height == 720
     c.validate()
 

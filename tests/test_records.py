@@ -45,14 +45,21 @@ def test_make_video_id_sanitises_and_salts():
 
 @pytest.mark.parametrize(
     ("text", "ms"),
-    [("00:00:00.000", 0), ("00:03:10.567", 190567), ("00:08:14.520", 494520), ("12:34:56.789", 45296789)],
+    [
+        ("00:00:00.000", 0),
+        ("00:03:10.567", 190567),
+        ("00:08:14.520", 494520),
+        ("12:34:56.789", 45296789),
+    ],
 )
 def test_timecode_round_trip(text, ms):
     assert parse_timecode(text) == ms
     assert format_timecode(ms) == text
 
 
-@pytest.mark.parametrize("bad", ["0:03:10.567", "00:03:10", "00:60:00.000", "00:03:10.5670", "x", 12])
+@pytest.mark.parametrize(
+    "bad", ["0:03:10.567", "00:03:10", "00:60:00.000", "00:03:10.5670", "x", 12]
+)
 def test_bad_timecodes(bad):
     with pytest.raises(ValueError):
         parse_timecode(bad)

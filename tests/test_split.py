@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import scenedetect
 
@@ -50,7 +52,7 @@ def test_cuts_match_known_hard_cuts_exactly(demo_videos, demo_specs):
         assert clips[-1].meta["end_frame"] == spec.num_frames
         assert [round(c.start, 6) for c in clips] == [0.0, *(round(t, 6) for t in spec.cut_times)]
         # clips tile the video: each ends where the next starts
-        assert all(a.end == b.start for a, b in zip(clips, clips[1:], strict=False))
+        assert all(a.end == b.start for a, b in itertools.pairwise(clips))
 
 
 def test_default_policy_on_demo_videos(demo_videos, demo_specs):
@@ -64,14 +66,25 @@ def test_default_policy_on_demo_videos(demo_videos, demo_specs):
 
 
 def test_detector_none_gives_one_clip_per_video(demo_videos):
-    out, _, _ = split(demo_videos / "demo_a.mp4", SplitConfig(detector="none", max_clip_seconds=None))
+    out, _, _ = split(
+        demo_videos / "demo_a.mp4", SplitConfig(detector="none", max_clip_seconds=None)
+    )
     assert [(c.start, c.end) for c in out[0].clips] == [(0.0, 14.0)]
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "name",
-    ["cosmos_clip_10s", "nasa_13013", "mmaction_test", "internvid_example1", "fades", "counter", "delayed_start", "v2d_test_video"],
+    [
+        "cosmos_clip_10s",
+        "nasa_13013",
+        "mmaction_test",
+        "internvid_example1",
+        "fades",
+        "counter",
+        "delayed_start",
+        "v2d_test_video",
+    ],
 )
 def test_boundaries_equal_pyscenedetect_detect(real_videos, name):
     """Our split equals PySceneDetect's own detect(path, ContentDetector(27, 15)) within a frame."""
@@ -81,7 +94,10 @@ def test_boundaries_equal_pyscenedetect_detect(real_videos, name):
     ours = detect_content_scenes(str(path), threshold=27, min_scene_len=15)
     starts = [a for a, _ in ours.scenes]
     assert len(starts) == len(ref_starts), (starts, ref_starts)
-    assert all(abs(a - b) <= 1 for a, b in zip(starts, ref_starts, strict=True)), (starts, ref_starts)
+    assert all(abs(a - b) <= 1 for a, b in zip(starts, ref_starts, strict=True)), (
+        starts,
+        ref_starts,
+    )
 
 
 @pytest.mark.integration
@@ -92,5 +108,7 @@ def test_stage_clips_start_at_pyscenedetect_cuts(real_videos, name):
     ref = scenedetect.detect(str(path), scenedetect.ContentDetector(threshold=27, min_scene_len=15))
     out, _, failures = split(path, SplitConfig(min_clip_seconds=0.0, max_clip_seconds=None))
     assert not failures and len(ref) >= 2
-    assert [(c.meta["start_frame"], c.meta["end_frame"]) for c in out[0].clips] == [(s.frame_num, e.frame_num) for s, e in ref]
+    assert [(c.meta["start_frame"], c.meta["end_frame"]) for c in out[0].clips] == [
+        (s.frame_num, e.frame_num) for s, e in ref
+    ]
     assert [c.start for c in out[0].clips] == pytest.approx([s.seconds for s, _ in ref], abs=1e-6)

@@ -42,7 +42,7 @@ class KeepEven(Filter):
     needs = frozenset({"clips"})
 
     def keep(self, sample: Sample):
-        return (True if len(sample.clips) % 2 == 0 else (False, "odd_clips"))
+        return True if len(sample.clips) % 2 == 0 else (False, "odd_clips")
 
 
 class NeedsFrames(Stage):

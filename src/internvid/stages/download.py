@@ -51,7 +51,8 @@ def classify_error(message: str) -> str:
     m = message.lower()
     for needle, reason in (
         ("private video", "private"),
-        ("not available in your country", "region_locked"),
+        ("available in your country", "region_locked"),  # also "has not made this video available"
+        ("geo restriction", "region_locked"),  # "not available from your location due to geo ..."
         ("confirm your age", "age_restricted"),
         ("removed", "removed"),
         ("http error 429", "rate_limited"),  # not a bare "429": ports and video ids hold digits
