@@ -188,7 +188,10 @@ def test_text_list(tmp_path: Path):
         assert s.video.meta["origin"] == "local"
     for s, url in zip(
         got.samples[3:],
-        ("https://example.com/media/talk-01.mp4?x=1", "https://www.youtube.com/watch?v=pDq9UzfCtGw"),
+        (
+            "https://example.com/media/talk-01.mp4?x=1",
+            "https://www.youtube.com/watch?v=pDq9UzfCtGw",
+        ),
         strict=True,
     ):
         assert s.video.source == url

@@ -104,24 +104,23 @@ def run(
         cfg = RunConfig.from_yaml(config) if config else RunConfig()
     except (OSError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="--config") from e
-    overrides = {
+    given = {  # options given on the command line override the config file
         ("workers",): workers,
         ("output", "videos_per_shard"): videos_per_shard,
         ("collect", "enabled"): collect,
         ("split", "min_clip_seconds"): min_clip,
-        ("split", "max_clip_seconds"): (None if max_clip == 0 else max_clip)
-        if max_clip is not None
-        else ...,
+        ("split", "max_clip_seconds"): max_clip,
         ("split", "threshold"): threshold,
-        ("cut", "max_height"): (None if max_height == 0 else max_height)
-        if max_height is not None
-        else ...,
+        ("cut", "max_height"): max_height,
         ("input", "path_template"): path_template,
         ("input", "limit"): limit,
     }
-    for keys, value in overrides.items():
-        if value is None or value is ...:
+    zero_means_none = {("split", "max_clip_seconds"), ("cut", "max_height")}
+    for keys, value in given.items():
+        if value is None:
             continue
+        if keys in zero_means_none and value == 0:
+            value = None
         target = cfg
         for k in keys[:-1]:
             target = getattr(target, k)

@@ -1,0 +1,341 @@
+"""Download stage: yt-dlp fetches URLs from a local HTTP server (127.0.0.1 only) into OUT/downloads.
+
+A small synthetic mp4 is rendered once and served by tests/httpserver.py, which honours Range
+requests and counts what it is asked for. Nothing here may reach the internet: every socket
+connect is checked to go to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import av
+import pytest
+
+from httpserver import LocalServer, Route
+from internvid.config import DownloadConfig
+from internvid.engine import Failure, Sample
+from internvid.media.synth import Segment, SynthVideo, make_video
+from internvid.records import Video
+from internvid.stages.download import MIN_BYTES, DownloadStage, classify_error, is_url
+
+TINY_BODY = b"hello, this is not a video\n"
+
+
+@pytest.fixture(autouse=True)
+def localhost_only(monkeypatch: pytest.MonkeyPatch):
+    """Refuse, and fail the test on, any connection that is not to 127.0.0.1 (no internet).
+
+    yt-dlp turns the refusal into a download error, so the attempt is also recorded and checked
+    after the test: a test that expects a failure cannot pass by trying to reach the internet.
+    """
+    real_connect = socket.socket.connect
+    attempts: list[object] = []
+
+    def connect(self: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "::ffff:127.0.0.1"):
+            attempts.append(address)
+            raise ConnectionRefusedError(f"test tried to connect to {address!r}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    yield
+    assert attempts == [], f"connections outside 127.0.0.1: {attempts}"
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding clip.mp4, a 1 s synthetic video (rendered once for the session)."""
+    folder = tmp_path_factory.mktemp("served")
+    make_video(SynthVideo("clip", (Segment("testsrc2", 1.0),)), folder / "clip.mp4")
+    assert (folder / "clip.mp4").stat().st_size > 10 * MIN_BYTES
+    return folder
+
+
+@pytest.fixture
+def video_bytes(served: Path) -> bytes:
+    return (served / "clip.mp4").read_bytes()
+
+
+@pytest.fixture
+def server(served: Path):
+    """The served folder on a fresh server, with a 404 route and two non-video bodies."""
+    with LocalServer(served) as srv:
+        srv.routes["/gone.mp4"] = Route(404, b"<h1>Not Found</h1>", "text/html")
+        srv.routes["/tiny.mp4"] = Route(200, TINY_BODY, "video/mp4")
+        srv.routes["/page.html"] = Route(200, b"<html><body>no video</body></html>", "text/html")
+        yield srv
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return tmp_path / "downloads"
+
+
+@pytest.fixture
+def stage(folder: Path) -> DownloadStage:
+    return DownloadStage(DownloadConfig(retries=0, socket_timeout=10), folder)
+
+
+def url_sample(video_id: str, url: str) -> Sample:
+    return Sample(video=Video(id=video_id, source=url, meta={"origin": "url"}))
+
+
+def run(stage: DownloadStage, batch: list[Sample]) -> tuple[list[Sample], list[Failure], object]:
+    stats, failures = stage.new_stats(), []
+    out = stage.run_batch(batch, stats, failures)
+    return out, failures, stats
+
+
+# --- the test server itself -------------------------------------------------------------------
+
+
+def test_server_honours_range_requests(server: LocalServer, video_bytes: bytes):
+    def get(path: str, rng: str | None = None, method: str = "GET"):
+        req = urllib.request.Request(server.url(path), method=method)
+        if rng:
+            req.add_header("Range", rng)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    size = len(video_bytes)
+    status, headers, body = get("clip.mp4")
+    assert (status, body) == (200, video_bytes)
+    assert headers["Accept-Ranges"] == "bytes"
+    assert headers["Content-Length"] == str(size)
+    assert headers["Content-Type"] == "video/mp4"
+
+    status, headers, body = get("clip.mp4", "bytes=10-19")
+    assert (status, body) == (206, video_bytes[10:20])
+    assert headers["Content-Range"] == f"bytes 10-19/{size}"
+    assert headers["Content-Length"] == "10"
+
+    status, headers, body = get("clip.mp4", f"bytes={size - 100}-")
+    assert (status, body) == (206, video_bytes[-100:])
+    status, headers, body = get("clip.mp4", "bytes=-7")
+    assert (status, body) == (206, video_bytes[-7:])
+    status, headers, body = get("clip.mp4", f"bytes=0-{size * 2}")  # clamped to the file
+    assert (status, body) == (206, video_bytes)
+    status, headers, _ = get("clip.mp4", f"bytes={size}-")
+    assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+
+    status, headers, body = get("clip.mp4", method="HEAD")
+    assert (status, body, headers["Content-Length"]) == (200, b"", str(size))
+    assert get("gone.mp4")[0] == 404
+    assert get("no/such/file.mp4")[0] == 404
+    assert get("../../etc/passwd")[0] == 404
+    assert server.count("/clip.mp4") == 7
+
+
+# --- fetching ---------------------------------------------------------------------------------
+
+
+def test_url_is_downloaded_into_the_folder_named_by_our_id(
+    stage: DownloadStage, server: LocalServer, folder: Path, video_bytes: bytes
+):
+    url = server.url("clip.mp4")
+    sample = url_sample("my_clip", url)
+
+    out, failures, stats = run(stage, [sample])
+
+    assert failures == []
+    assert out == [sample]
+    expected = folder / "my_clip.mp4"  # named by our id, not by the remote file name
+    assert sample.video.path == str(expected)
+    assert expected.read_bytes() == video_bytes
+    assert sorted(p.name for p in folder.iterdir()) == ["my_clip.mp4"]  # no .part left over
+    assert sample.video.source == url  # the source stays what the user gave
+    assert sample.video.meta["origin"] == "url"
+    assert sample.video.meta["extractor"] == "generic"
+    assert (stats.items_in, stats.items_out, dict(stats.failed)) == (1, 1, {})
+    assert server.count("/clip.mp4") >= 1
+
+    # a second run (a resumed job) reuses the file without asking the server again
+    before = server.count()
+    again = url_sample("my_clip", url)
+    out, failures, _ = run(stage, [again])
+    assert failures == [] and out == [again]
+    assert again.video.path == str(expected)
+    assert server.count() == before
+    assert expected.read_bytes() == video_bytes
+
+
+def test_partial_download_is_resumed_with_a_range_request(
+    stage: DownloadStage, server: LocalServer, folder: Path, video_bytes: bytes
+):
+    folder.mkdir(parents=True)
+    half = len(video_bytes) // 2
+    (folder / "resumed.mp4.part").write_bytes(video_bytes[:half])  # an interrupted download
+
+    out, failures, _ = run(stage, [url_sample("resumed", server.url("clip.mp4"))])
+
+    assert failures == []
+    assert Path(out[0].video.path).read_bytes() == video_bytes
+    assert f"bytes={half}-" in [r.range for r in server.requests if r.path == "/clip.mp4"]
+    assert sorted(p.name for p in folder.iterdir()) == ["resumed.mp4"]
+
+
+def test_a_too_small_existing_file_is_fetched_again(
+    stage: DownloadStage, server: LocalServer, folder: Path, video_bytes: bytes
+):
+    folder.mkdir(parents=True)
+    (folder / "small.mp4").write_bytes(b"x" * (MIN_BYTES - 1))  # an error page saved earlier
+    out, failures, _ = run(stage, [url_sample("small", server.url("clip.mp4"))])
+    assert failures == []
+    assert Path(out[0].video.path).read_bytes() == video_bytes
+    assert server.count("/clip.mp4") >= 1
+
+
+def test_local_file_sample_passes_through_untouched(
+    stage: DownloadStage, server: LocalServer, folder: Path, served: Path
+):
+    src = str(served / "clip.mp4")
+    sample = Sample(video=Video(id="clip", source=src, path=src, meta={"origin": "local"}))
+    before = copy.deepcopy(sample)
+
+    out, failures, stats = run(stage, [sample])
+
+    assert failures == [] and out == [sample]
+    assert out[0] is sample
+    assert sample == before
+    assert not folder.exists()  # nothing downloaded, not even the folder made
+    assert server.count() == 0
+    assert (stats.items_in, stats.items_out) == (1, 1)
+
+
+def test_404_fails_that_item_only(
+    stage: DownloadStage, server: LocalServer, folder: Path, served: Path, video_bytes: bytes
+):
+    good = url_sample("good", server.url("clip.mp4"))
+    gone = url_sample("gone", server.url("gone.mp4"))
+    missing = url_sample("missing", server.url("not/there.mp4"))  # no such file: 404 too
+    local = Sample(video=Video(id="local", source=str(served / "clip.mp4")))
+
+    out, failures, stats = run(stage, [good, gone, missing, local])
+
+    assert out == [good, local]
+    assert Path(good.video.path).read_bytes() == video_bytes
+    assert [(f.item, f.stage, f.reason) for f in failures] == [
+        ("gone", "download", "unavailable"),
+        ("missing", "download", "unavailable"),
+    ]
+    assert failures[0].source == server.url("gone.mp4")
+    assert "404" in failures[0].message
+    assert gone.video.path is None
+    assert (stats.items_in, stats.items_out) == (4, 2)
+    assert dict(stats.failed) == {"unavailable": 2}
+    assert sorted(p.name for p in folder.iterdir()) == ["good.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        # served as video/mp4, so yt-dlp saves it; the stage refuses it as too small
+        ("tiny.mp4", f"downloaded only {len(TINY_BODY)} bytes"),
+        # an HTML page without a video: yt-dlp's generic extractor finds nothing
+        ("page.html", "Unsupported URL"),
+    ],
+)
+def test_a_non_video_body_is_a_failure(
+    stage: DownloadStage, server: LocalServer, folder: Path, path: str, message: str
+):
+    good = url_sample("good", server.url("clip.mp4"))
+    bad = url_sample("bad", server.url(path))
+
+    out, failures, stats = run(stage, [bad, good])
+
+    assert out == [good]
+    assert [(f.item, f.reason) for f in failures] == [("bad", "download_failed")]
+    assert message in failures[0].message
+    assert bad.video.path is None
+    assert dict(stats.failed) == {"download_failed": 1}
+    assert not list(folder.glob("bad*"))  # the tiny body is not left for a later run to reuse
+
+
+def test_the_downloaded_file_then_probes_as_a_video(
+    stage: DownloadStage, server: LocalServer, video_bytes: bytes
+):
+    out, failures, _ = run(stage, [url_sample("probe_me", server.url("clip.mp4"))])
+    assert failures == []
+    with av.open(out[0].video.path) as container:
+        assert container.streams.video[0].frames == 25
+
+
+def test_is_url():
+    assert is_url("http://127.0.0.1:8000/a.mp4") and is_url("https://youtu.be/pDq9UzfCtGw")
+    assert not is_url("/data/a.mp4") and not is_url("ftp://host/a.mp4")
+    assert not is_url("videos/http://x")
+
+
+# --- error classification ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (
+            "ERROR: [youtube] dQw4w9WgXcQ: Private video. Sign in if you've been granted "
+            "access to this video",
+            "private",
+        ),
+        (
+            "ERROR: [youtube] dQw4w9WgXcQ: Unable to download API page: HTTP Error 429: "
+            "Too Many Requests (caused by <HTTPError 429: Too Many Requests>)",
+            "rate_limited",
+        ),
+        ("ERROR: [generic] x: 429 Too Many Requests", "rate_limited"),
+        (
+            "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video is not available "
+            "in your country",
+            "region_locked",
+        ),
+        (  # yt-dlp's current YouTube wording (a GeoRestrictedError)
+            "ERROR: [youtube] dQw4w9WgXcQ: The uploader has not made this video available "
+            "in your country",
+            "region_locked",
+        ),
+        (
+            "ERROR: [vimeo] 12345: This video is not available from your location due to "
+            "geo restriction",
+            "region_locked",
+        ),
+        (
+            "ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm your age. This video may be "
+            "inappropriate for some users.",
+            "age_restricted",
+        ),
+        (
+            "ERROR: [generic] gone: Unable to download webpage: HTTP Error 404: Not Found "
+            "(caused by <HTTPError 404: Not Found>)",
+            "unavailable",
+        ),
+        (
+            "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed "
+            "by the uploader",
+            "removed",
+        ),
+        (
+            "ERROR: [youtube] dQw4w9WgXcQ: This video has been removed for violating "
+            "YouTube's Terms of Service",
+            "removed",
+        ),
+        ("ERROR: [youtube] dQw4w9WgXcQ: Video unavailable", "unavailable"),
+        ("ERROR: Unsupported URL: https://example.com/page", "download_failed"),
+        ("", "download_failed"),
+        # digits inside a port or a video id are not HTTP status codes
+        ("ERROR: Unsupported URL: http://127.0.0.1:44291/page.mp4", "download_failed"),
+        ("ERROR: [youtube] ab429cd4040: Video unavailable", "unavailable"),
+        ("ERROR: [youtube] x404yzabcde: Sign in to confirm you're not a bot", "download_failed"),
+    ],
+)
+def test_classify_error(message: str, reason: str):
+    assert classify_error(message) == reason
+    assert classify_error(message.upper()) == reason  # case does not matter
