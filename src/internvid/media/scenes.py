@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from dataclasses import dataclass
+
+from scenedetect import ContentDetector, SceneManager, open_video
+
+# importing scenedetect resets its logger to INFO ("Detecting scenes..." for every video)
+logging.getLogger("pyscenedetect").setLevel(logging.WARNING)
 
 
 @dataclass
@@ -22,8 +28,6 @@ def detect_content_scenes(path: str, threshold: float = 27.0, min_scene_len: int
     Same decoder (OpenCV), same automatic downscaling, same detector as PySceneDetect's own
     `detect()`; a video without cuts gives one scene.
     """
-    from scenedetect import ContentDetector, SceneManager, open_video
-
     video = open_video(str(path), backend="opencv")
     manager = SceneManager()
     manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=min_scene_len))
