@@ -39,6 +39,8 @@ format: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_metadata_stream.py
+	$(BIN)/python benchmarks/bench_cut.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache

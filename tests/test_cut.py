@@ -63,3 +63,38 @@ def test_scale_down_to_max_height(demo_videos, tmp_path):
 def test_overlapping_ranges_rejected(demo_videos, tmp_path):
     with pytest.raises(ValueError, match="overlap"):
         cut_exact(demo_videos / "demo_c.mp4", [(0, 50), (40, 80)], 25.0, tmp_path, CutSpec())
+
+
+def test_layers_split_overlapping_ranges():
+    from internvid.stages.cut import layers
+
+    assert layers([(0, 10), (10, 20), (20, 30)]) == [[0, 1, 2]]
+    # 1 overlaps 0; 2 fits after 0 in the first layer; 3 overlaps both open layers
+    assert layers([(0, 10), (5, 15), (10, 20), (12, 18)]) == [[0, 2], [1], [3]]
+    assert layers([]) == []
+
+
+def test_overlapping_metadata_clips_are_all_cut(demo_videos, tmp_path):
+    from internvid.config import CutConfig
+    from internvid.engine import Sample
+    from internvid.records import Clip, Video
+    from internvid.stages.cut import CutStage
+
+    src = demo_videos / "demo_a.mp4"
+    v = Video(
+        id="demo_a", source=str(src), path=str(src), duration=14.0, fps=25.0, width=320, height=240
+    )
+    clips = [
+        Clip.new("demo_a", 0.0, 4.0, fps=25.0),
+        Clip.new("demo_a", 2.0, 6.0, fps=25.0),
+        Clip.new("demo_a", 4.0, 5.0, fps=25.0),
+    ]
+    stage = CutStage(CutConfig(), tmp_path)
+    stats, failures = stage.new_stats(), []
+    out = stage.run_batch([Sample(v, clips=clips)], stats, failures)
+    assert not failures
+    source = frames(src)
+    for c in out[0].clips:
+        got = frames(out[0].files[c.clip_id])
+        a, b = round(c.start * 25), round(c.end * 25)
+        assert len(got) == b - a and is_source_frame(got[0], source, a), c.clip_id

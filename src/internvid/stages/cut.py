@@ -14,6 +14,26 @@ from internvid.media.ffmpeg import FFmpegError
 from internvid.stages.collect import display_size
 
 
+def layers(ranges: list[tuple[int, int]]) -> list[list[int]]:
+    """Group range indices into layers of non-overlapping ranges (greedy interval partitioning).
+
+    Clips from scene splitting never overlap (one layer, one ffmpeg pass); clips given by
+    metadata may, and each extra layer costs one more pass.
+    """
+    out: list[list[int]] = []
+    ends: list[int] = []
+    for i in sorted(range(len(ranges)), key=lambda i: ranges[i]):
+        a, b = ranges[i]
+        k = next((k for k, end in enumerate(ends) if end <= a), None)
+        if k is None:
+            out.append([i])
+            ends.append(b)
+        else:
+            out[k].append(i)
+            ends[k] = b
+    return out
+
+
 def clip_frames(clip, fps: float) -> tuple[int, int]:
     """The clip's frame range: from the splitter's meta, else its times rounded to frames."""
     if "start_frame" in clip.meta and "end_frame" in clip.meta:
@@ -47,8 +67,19 @@ class CutStage(Stage):
         out_dir = self.scratch / v.id
         shutil.rmtree(out_dir, ignore_errors=True)
         _, shown_height = display_size(v.width, v.height, v.rotation)
+        files: list[Path] = [Path()] * len(ranges)
         try:
-            files = cut_exact(v.path, ranges, fps, out_dir, self.spec, height=shown_height)
+            for n, layer in enumerate(layers(ranges)):
+                got = cut_exact(
+                    v.path,
+                    [ranges[i] for i in layer],
+                    fps,
+                    out_dir / f"pass{n}",
+                    self.spec,
+                    height=shown_height,
+                )
+                for i, path in zip(layer, got, strict=True):
+                    files[i] = path
         except (FFmpegError, RuntimeError, ValueError) as e:
             raise StageError("cut_failed", str(e)) from e
         with av.open(str(files[0])) as c:
