@@ -339,3 +339,40 @@ def test_is_url():
 def test_classify_error(message: str, reason: str):
     assert classify_error(message) == reason
     assert classify_error(message.upper()) == reason  # case does not matter
+
+
+# --- a whole run over a URL list ----------------------------------------------------------------
+
+
+def test_run_over_a_url_list(tmp_path: Path, server: LocalServer, served: Path, demo_videos: Path):
+    """`internvid run urls.txt`: good URLs become clips, a dead one a failure; downloads cleaned."""
+    import json
+    import shutil
+
+    from internvid.config import RunConfig
+    from internvid.io.tables import read_clips
+    from internvid.run import run as run_pipeline
+
+    shutil.copy(demo_videos / "demo_a.mp4", served / "demo_a.mp4")
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"# two videos\n{server.url('/demo_a.mp4')}\n{server.url('/gone.mp4')}\n")
+    cfg = RunConfig()
+    cfg.collect.enabled = "off"  # the demo video is 240p: the crawl rules would drop it
+    cfg.download.retries = 0
+    out = tmp_path / "out"
+    summary = run_pipeline([str(urls)], out, cfg, progress=False)
+    clips = read_clips(out / "clips.parquet")
+    assert [(c.video_id, c.start, c.end) for c in clips] == [
+        ("demo_a", 0.0, 4.0),
+        ("demo_a", 4.0, 10.0),
+        ("demo_a", 10.6, 14.0),
+    ]
+    assert all(c.source == server.url("/demo_a.mp4") for c in clips)
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [(f["item"], f["stage"], f["reason"]) for f in failures] == [
+        ("gone", "download", "unavailable")
+    ]
+    assert summary.clips == 3
+    assert not [p for p in (out / "downloads").iterdir()], (
+        "downloads are removed once their shard is done"
+    )
