@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
@@ -13,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from internvid.io.atomic import atomic_open, temp_name
 from internvid.records import Clip, is_safe_id
 from internvid.timecode import format_timecode, parse_timecode, seconds_to_ms
 
@@ -32,7 +34,6 @@ logger = logging.getLogger(__name__)
 UMT_KEYS = ("UMT_Score", "UMT-SIM")  # the names the release uses for the UMT similarity score
 _REQUIRED = ("YoutubeID", "Start_timestamp", "End_timestamp")
 _FIXED_KEYS = frozenset((*_REQUIRED, "Caption", "Aesthetic_Score"))
-_WRITE_BUFFER = 1 << 20  # bytes of encoded lines gathered before one write to the file
 
 # The `reason` slugs of MalformedRow, for reference:
 #   invalid_json      the line is not JSON (or not UTF-8, or uses NaN/Infinity)
@@ -259,22 +260,28 @@ def _at_line(error: MalformedRow, name: str, line_no: int) -> MalformedRow:
 class ReleaseWriter:
     """Write release rows as JSON lines, atomically: the final file appears only on success.
 
-    Rows go to `.{name}.tmp-{pid}` in the same folder, which is fsynced and renamed onto `path`
-    when the `with` block ends without an exception; on an exception it is deleted and `path` is
-    left as it was. A `.gz` suffix writes gzip. Dict rows are checked through ReleaseRow first.
+    Rows go to a temporary name in the same folder (`io.atomic.atomic_open`), which is fsynced
+    and renamed onto `path` when the `with` block ends without an exception; on an exception it
+    is deleted and `path` is left as it was. A `.gz` suffix writes gzip. Dict rows are checked
+    through ReleaseRow first.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)  # the final file name
-        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")  # written first
+        self.tmp_path = temp_name(self.path)  # where rows go until the rename
         self.count = 0  # rows written so far
-        self._file: IO[bytes] | None = None  # the open temporary file
+        self._atomic: contextlib.AbstractContextManager[IO[bytes]] | None = None  # the temp file
         self._stream: IO[bytes] | None = None  # where lines go: the file or a gzip layer over it
-        self._buffer: list[bytes] = []  # encoded lines not yet written
-        self._buffered = 0  # bytes in _buffer
 
     def __enter__(self) -> ReleaseWriter:
-        self.open()
+        if self._atomic is not None:
+            raise ValueError(f"{self.path} is already open")
+        self._atomic = atomic_open(self.path, "wb")
+        f = self._atomic.__enter__()
+        if _is_gzip(self.path):
+            self._stream = gzip.GzipFile(filename=self.path.name, mode="wb", fileobj=f, mtime=0)
+        else:
+            self._stream = f
         return self
 
     def __exit__(
@@ -283,22 +290,17 @@ class ReleaseWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        stream, atomic = self._stream, self._atomic
+        self._stream = self._atomic = None
+        try:
+            if isinstance(stream, gzip.GzipFile):
+                stream.close()  # writes the gzip trailer; the file itself stays open
+        except BaseException as e:
+            atomic.__exit__(type(e), e, e.__traceback__)  # deletes the temp file
+            raise
+        atomic.__exit__(exc_type, exc, tb)
         if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def open(self) -> None:
-        """Open the temporary file (done by `with`)."""
-        if self._file is not None:
-            raise ValueError(f"{self.path} is already open")
-        self._file = open(self.tmp_path, "wb")  # noqa: SIM115 (closed in close/abort)
-        if _is_gzip(self.path):
-            self._stream = gzip.GzipFile(
-                filename=self.path.name, mode="wb", fileobj=self._file, mtime=0
-            )
-        else:
-            self._stream = self._file
+            logger.debug("wrote %d release rows to %s", self.count, self.path)
 
     def write(self, row: ReleaseRow | dict[str, Any]) -> None:
         """Append one row (a ReleaseRow, or a release dict which is validated first)."""
@@ -310,12 +312,8 @@ class ReleaseWriter:
             obj = ReleaseRow.from_json(row).to_json()
         else:
             raise TypeError(f"expected a ReleaseRow or a dict, got {type(row).__name__}")
-        line = (_encoder.encode(obj) + "\n").encode("utf-8")
-        self._buffer.append(line)
-        self._buffered += len(line)
+        self._stream.write((_encoder.encode(obj) + "\n").encode("utf-8"))
         self.count += 1
-        if self._buffered >= _WRITE_BUFFER:
-            self._flush_buffer()
 
     def write_all(self, rows: Iterable[ReleaseRow | dict[str, Any]]) -> int:
         """Append every row of `rows`; returns how many."""
@@ -323,59 +321,6 @@ class ReleaseWriter:
         for row in rows:
             self.write(row)
         return self.count - before
-
-    def _flush_buffer(self) -> None:
-        if self._buffer and self._stream is not None:
-            self._stream.write(b"".join(self._buffer))
-        self._buffer.clear()
-        self._buffered = 0
-
-    def close(self) -> None:
-        """Finish: flush, fsync and rename the temporary file onto the final name."""
-        if self._file is None:
-            return
-        try:
-            self._flush_buffer()
-            if self._stream is not self._file and self._stream is not None:
-                self._stream.close()  # the gzip trailer; leaves the file itself open
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            os.replace(self.tmp_path, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        self._file = self._stream = None
-        _fsync_dir(self.path.parent)
-        logger.debug("wrote %d release rows to %s", self.count, self.path)
-
-    def abort(self) -> None:
-        """Give up: close and delete the temporary file; the final name is not touched."""
-        self._buffer.clear()
-        self._buffered = 0
-        for f in (self._stream, self._file):
-            if f is not None:
-                try:
-                    f.close()
-                except Exception:  # closing a half-written gzip layer can fail; delete anyway
-                    logger.debug("closing %s failed", self.tmp_path, exc_info=True)
-        self._file = self._stream = None
-        self.tmp_path.unlink(missing_ok=True)
-        logger.debug("aborted %s after %d rows", self.path, self.count)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (best effort: not every OS lets a folder be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_release_rows(
