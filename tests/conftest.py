@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -35,18 +34,6 @@ def demo_specs() -> dict:
 def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Files a run must reject: corrupt, empty, text named .mp4, audio only."""
     return write_bad_inputs(tmp_path_factory.mktemp("bad_inputs"))
-
-
-@pytest.fixture
-def mixed_input(tmp_path: Path, demo_videos: Path, bad_files: dict[str, Path]) -> Path:
-    """A folder with every demo video and every bad file."""
-    folder = tmp_path / "input"
-    folder.mkdir()
-    for p in sorted(demo_videos.glob("*.mp4")):
-        shutil.copy(p, folder / p.name)
-    for p in bad_files.values():
-        shutil.copy(p, folder / p.name)
-    return folder
 
 
 @pytest.fixture

@@ -40,12 +40,18 @@ def sample_json(clip: Clip) -> dict:
     return row
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add(tar: tarfile.TarFile, name: str, data: bytes | Path) -> None:
+    """Add bytes, or a file streamed from disk (clips can be long), as member `name`."""
     info = tarfile.TarInfo(name)
-    info.size = len(data)
     info.mtime = 0  # deterministic archives: same clips, same bytes
     info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
+    if isinstance(data, Path):
+        info.size = data.stat().st_size
+        with open(data, "rb") as f:
+            tar.addfile(info, f)
+    else:
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
 
 
 def write_shard(folder: str | Path, index: int, clips: list[Clip], files: dict[str, str]) -> Path:
@@ -63,7 +69,7 @@ def write_shard(folder: str | Path, index: int, clips: list[Clip], files: dict[s
             with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
                 for clip in clips:
                     key = clip.clip_id
-                    _add(tar, f"{key}.mp4", Path(files[key]).read_bytes())
+                    _add(tar, f"{key}.mp4", Path(files[key]))
                     _add(
                         tar,
                         f"{key}.json",
