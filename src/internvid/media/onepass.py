@@ -119,6 +119,17 @@ def detect_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width / f)), max(1, round(height / f))
 
 
+def buffer_size(needs: tuple[FrameNeed, ...], width: int, height: int) -> tuple[int, int]:
+    """Size the open clip's frames are kept at: the largest any need asks for.
+
+    When that saves less than half the pixels, frames are kept at the source size instead: a
+    plane copy costs a tenth of a resize, and the memory stays within twice the target's.
+    """
+    sizes = [n.size(width, height) for n in needs]
+    w, h = min(width, max(s[0] for s in sizes)), min(height, max(s[1] for s in sizes))
+    return (width, height) if width * height <= 2 * w * h else (w, h)
+
+
 def open_video(path: str | Path, fast: bool = True) -> tuple[Any, Any]:
     """Open the first video stream for decoding. `fast`: frame+slice threads, no loop filter."""
     container = av.open(str(path))
@@ -173,6 +184,8 @@ class _Scaler:
             rgb = frame.to_ndarray(format="rgb24")
             return (cv2.resize(rgb, self.size, interpolation=cv2.INTER_LINEAR),)
         y, u, v = _planes(frame)
+        if y.shape[1] == self.size[0] and y.shape[0] == self.size[1]:
+            return y.copy(), u.copy(), v.copy()  # the decoder reuses its buffers
         return (
             cv2.resize(y, self.size, interpolation=cv2.INTER_LINEAR),
             cv2.resize(u, self.chroma, interpolation=cv2.INTER_LINEAR),
@@ -311,14 +324,7 @@ class _PassState:
         self.detector = cfg.detector_factory() if cfg.detector_factory else None
         self.lag = (self.detector.event_buffer_length if self.detector else 0) + 1
         self.small = _Scaler(pix_fmt, detect_size(width, height))
-        buf_w, buf_h = width, height
-        if cfg.needs:  # buffer at the largest size any need asks for (never above the source)
-            sizes = [n.size(width, height) for n in cfg.needs]
-            buf_w, buf_h = (
-                min(width, max(s[0] for s in sizes)),
-                min(height, max(s[1] for s in sizes)),
-            )
-        self.big = _Scaler(pix_fmt, (buf_w, buf_h)) if cfg.needs else None
+        self.big = _Scaler(pix_fmt, buffer_size(cfg.needs, width, height)) if cfg.needs else None
         self.index = 0  # frames decoded so far
         self.cuts: list[int] = []  # detected cut frames, in order
         self.scene_start = 0  # first frame of the current scene
