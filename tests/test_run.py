@@ -189,3 +189,18 @@ def test_collection_rules(tmp_path, demo_videos):
     assert next(s for s in summary.stages if s["name"] == "collect")["dropped"] == {
         "low_resolution": 4
     }
+
+
+def test_cut_mode_none_writes_metadata_only_shards(tmp_path, demo_videos):
+    cfg = RunConfig()
+    cfg.cut.mode = "none"
+    summary = run([str(demo_videos / "demo_a.mp4")], tmp_path / "out", cfg, progress=False)
+    assert summary.clips == 2
+    with tarfile.open(tmp_path / "out" / "shards" / "00000.tar") as tar:
+        names = sorted(tar.getnames())
+    assert names == sorted(
+        f"{k}.{e}"
+        for k in ("demo_a_000000000_000004000", "demo_a_000004000_000010000")
+        for e in ("json", "txt")
+    )
+    assert {c.status for c in read_clips(tmp_path / "out" / "clips.parquet")} == {"split"}

@@ -1,4 +1,4 @@
-"""WebDataset shards: `NNNNN.tar` (KEY.mp4, KEY.json, KEY.txt per clip) and a parquet sidecar."""
+"""WebDataset shards: `NNNNN.tar` (KEY.mp4 when cut, KEY.json, KEY.txt) and a parquet sidecar."""
 
 from __future__ import annotations
 
@@ -69,7 +69,8 @@ def write_shard(folder: str | Path, index: int, clips: list[Clip], files: dict[s
             with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
                 for clip in clips:
                     key = clip.clip_id
-                    _add(tar, f"{key}.mp4", Path(files[key]))
+                    if key in files:  # no clip file when cut.mode is "none"
+                        _add(tar, f"{key}.mp4", Path(files[key]))
                     _add(
                         tar,
                         f"{key}.json",

@@ -284,7 +284,8 @@ class OnePass:
     def run(
         self, path: str | Path, on_clip: Callable[[PassClip], None] | None = None
     ) -> PassResult:
-        """Decode `path` once; call `on_clip` as each clip closes (also returned in order)."""
+        """Decode `path` once; call `on_clip` as each clip closes (clips are also returned in
+        order; with `on_clip` their frames go to it only, so memory stays flat in video length)."""
         container, stream = open_video(path, self.fast_decode)
         with container:
             cc = stream.codec_context
@@ -384,9 +385,12 @@ class _PassState:
                 size = need.size(self.width, self.height)
                 clip.frame_indices[need.name] = idx
                 clip.frames[need.name] = [self._rgb(k, size) for k in idx]
-            self.clips.append(clip)
-            if self.on_clip:
+            if self.on_clip:  # streaming: the consumer takes the frames, the result keeps the rest
                 self.on_clip(clip)
+                clip = PassClip(
+                    clip.start, clip.end, clip.motion, clip.frozen, frame_indices=clip.frame_indices
+                )
+            self.clips.append(clip)
         else:
             self.dropped += 1
         for k in [k for k in self.buffer if k < end]:
