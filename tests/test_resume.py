@@ -99,7 +99,9 @@ def test_sigkill_mid_run_then_resume(tmp_path, demo_videos):
     assert stats["shards"] == 12 and stats["shards_resumed"] == len(done_before)
     assert pq.read_table(out / "clips.parquet").equals(pq.read_table(ref / "clips.parquet"))
     assert (out / "internvid.jsonl").read_bytes() == (ref / "internvid.jsonl").read_bytes()
-    assert len(list(iter_release_rows(out / "internvid.jsonl"))) == 27  # 9 clips per copy of the demo
+    assert (
+        len(list(iter_release_rows(out / "internvid.jsonl"))) == 27
+    )  # 9 clips per copy of the demo
     assert sorted(p.name for p in (out / "shards").iterdir()) == sorted(
         p.name for p in (ref / "shards").iterdir()
     )

@@ -250,3 +250,10 @@ def test_slide_video_is_still_and_camera_footage_is_not(real_videos):
     ]:
         out, _, _ = split(real_videos / f"{name}.mp4", SplitConfig())
         assert [f.verdict(c.scores) for c in out[0].clips] == [None] * len(out[0].clips), name
+
+
+def test_no_clip_exceeds_the_maximum_when_a_cut_comes_late(demo_videos):
+    # demo_d cuts at 50 (reported by the flash filter up to 15 frames late); max 40 frames
+    r = OnePass(detector_factory("content"), 1, 40).run(demo_videos / "demo_d.mp4")
+    assert all(c.end - c.start <= 40 for c in r.clips), [(c.start, c.end) for c in r.clips]
+    assert [c.start for c in r.clips][:3] == [0, 40, 50]

@@ -6,8 +6,9 @@ For each video, in one run on the same machine:
   (a) bare decode: `ffmpeg -i V -f null -`
   (b) PySceneDetect `detect(V, ContentDetector(27, 15))`
   (c) the straightforward pipeline a user would write: (b), the same clip policy, PySceneDetect's
-      `split_video_ffmpeg` (one ffmpeg re-encode per clip, scaled to 720p), then ffmpeg per clip
-      and per frame need to pull the frames later stages want (select filter -> raw RGB)
+      `split_video_ffmpeg` with its defaults (one ffmpeg re-encode per clip, x264 veryfast CRF 22,
+      source resolution), then one ffmpeg call per clip and frame need to pull the frames later
+      stages want (select filter -> raw RGB)
   (d) ours (internvid's split stage, one decode pass): detection alone; detection + every frame
       need; and end to end with each cut mode (exact at 720p, copy, none)
 and prints seconds and ratios. `--concat N` also runs each video concatenated N times (stream copy).

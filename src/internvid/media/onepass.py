@@ -369,6 +369,9 @@ class _PassState:
         self.scenes.append((self.scene_start, frame))
         self.scene_start = frame
         if frame > self.clip_start:
+            m = self.cfg.max_frames  # a late cut may come after the clip passed the maximum
+            while m and frame - self.clip_start > m:
+                self._close(self.clip_start + m)
             self._close(frame)
         elif frame < self.clip_start:  # cannot happen while the lag covers the detector's delay
             log.warning(
