@@ -31,6 +31,9 @@ class CutSpec:
     crf: int = 20  # x264 quality
     preset: str = "veryfast"  # x264 speed preset
     max_height: int | None = 720  # scale taller videos down to this height; None keeps the size
+    scale_flags: str = (
+        "area"  # swscale filter for that downscale (area: sharp and ~1.3x faster than bicubic)
+    )
     audio: bool = True  # keep the first audio stream (AAC)
     timeout: float | None = None  # seconds before ffmpeg is stopped
 
@@ -70,7 +73,7 @@ def cut_exact(
     if spec.audio:
         args += ["-map", "0:a:0?", "-c:a", "aac", "-b:a", "128k"]
     if spec.max_height and height and height > spec.max_height:
-        args += ["-vf", f"scale=-2:{spec.max_height}"]
+        args += ["-vf", f"scale=-2:{spec.max_height}:flags={spec.scale_flags}"]
     args += ["-fps_mode", "passthrough", "-c:v", spec.codec, "-pix_fmt", "yuv420p"]
     if spec.codec.startswith("libx264"):
         args += ["-crf", str(spec.crf), "-preset", spec.preset]

@@ -70,6 +70,7 @@ class CutStage(Stage):
             crf=cfg.crf,
             preset=cfg.preset,
             max_height=cfg.max_height,
+            scale_flags=cfg.scale_flags,
             audio=cfg.audio,
             timeout=cfg.timeout,
         )
