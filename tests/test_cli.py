@@ -23,7 +23,9 @@ def test_run_help_documents_every_option():
     text = plain(result.output)
     options = [
         "--out", "--config", "--workers", "--videos-per-shard", "--collect", "--min-clip", "--max-clip",
-        "--threshold", "--max-height", "--path-template", "--limit", "--overwrite", "--no-progress",
+        "--threshold",
+        "--detector",
+        "--cut-mode", "--max-height", "--path-template", "--limit", "--overwrite", "--no-progress",
     ]  # fmt: skip
     for opt in options:
         line = next((ln for ln in text.splitlines() if opt in ln), None)

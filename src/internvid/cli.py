@@ -76,6 +76,14 @@ def run(
             help="Split scenes longer than this many seconds into equal pieces (0: never)."
         ),
     ] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(help="Shot detector: content (paper), adaptive, transnetv2, stride, none."),
+    ] = None,
+    cut_mode: Annotated[
+        str | None,
+        typer.Option(help="Clip files: exact (re-encode, frame-exact), copy (stream copy), none."),
+    ] = None,
     threshold: Annotated[
         float | None, typer.Option(help="ContentDetector threshold (paper: 27).")
     ] = None,
@@ -111,6 +119,8 @@ def run(
         ("split", "min_clip_seconds"): min_clip,
         ("split", "max_clip_seconds"): max_clip,
         ("split", "threshold"): threshold,
+        ("split", "detector"): detector,
+        ("cut", "mode"): cut_mode,
         ("cut", "max_height"): max_height,
         ("input", "path_template"): path_template,
         ("input", "limit"): limit,
