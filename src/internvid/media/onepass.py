@@ -363,9 +363,7 @@ class _PassState:
             self.peak = max(self.peak, len(self.buffer))
         self.index += 1
         # a clip reaching the maximum length closes once no late cut can still land inside it
-        m = self.cfg.max_frames
-        while m and self.index - self.lag >= self.clip_start + m:
-            self._close(self.clip_start + m)
+        self._close_full_pieces(self.index - self.lag + 1)
 
     def _cut(self, frame: int) -> None:
         """A detected cut: frame `frame` starts a new scene (it may be the frame just fed)."""
@@ -375,14 +373,18 @@ class _PassState:
         self.scenes.append((self.scene_start, frame))
         self.scene_start = frame
         if frame > self.clip_start:
-            m = self.cfg.max_frames  # a late cut may come after the clip passed the maximum
-            while m and frame - self.clip_start > m:
-                self._close(self.clip_start + m)
+            self._close_full_pieces(frame)  # a late cut may come after the clip passed the maximum
             self._close(frame)
         elif frame < self.clip_start:  # cannot happen while the lag covers the detector's delay
             log.warning(
                 "cut at frame %d came after its clip was closed at %d", frame, self.clip_start
             )
+
+    def _close_full_pieces(self, frame: int) -> None:
+        """Close maximum-length pieces of the open clip while it runs past them before `frame`."""
+        m = self.cfg.max_frames
+        while m and frame - self.clip_start > m:
+            self._close(self.clip_start + m)
 
     def _close(self, end: int) -> None:
         """Close the open clip at `end`: keep or drop it, serve its frames, free its buffer."""
@@ -419,9 +421,7 @@ class _PassState:
                 self._cut(cut.frame_num)
         if self.index:
             self.scenes.append((self.scene_start, self.index))
-            m = self.cfg.max_frames
-            while m and self.index - self.clip_start > m:
-                self._close(self.clip_start + m)
+            self._close_full_pieces(self.index)
             if self.clip_start < self.index:
                 self._close(self.index)
         return PassResult(
