@@ -21,7 +21,6 @@ from internvid.stages.download import is_url
 
 log = logging.getLogger(__name__)
 
-LIST_SUFFIXES = (".txt", ".list", ".csv", ".jsonl", ".json", ".gz")
 LIST_KEYS = ("url", "path", "source", "video", "file")  # columns a list may name its entries by
 
 

@@ -20,7 +20,12 @@ from internvid.engine import Pipeline, Sample, StageStats
 from internvid.engine.local import LocalExecutor
 from internvid.engine.shard import ShardResult
 from internvid.inputs import read_inputs
-from internvid.io.atomic import atomic_open, remove_temp_files, write_json_atomic
+from internvid.io.atomic import (
+    atomic_open,
+    remove_temp_files,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from internvid.io.release import ReleaseWriter, row_from_clip
 from internvid.io.shards import shard_name
 from internvid.io.tables import CLIP_SCHEMA, VIDEO_SCHEMA, row_to_clip, write_table_atomic
@@ -136,11 +141,10 @@ def run(
     _check_identity(out_dir, cfg, samples, overwrite)
     with atomic_open(out_dir / "config.yaml") as f:
         f.write(cfg.to_yaml())
-    with atomic_open(work_dir / "inputs.jsonl") as f:
-        for s in samples:
-            f.write(
-                json.dumps({"id": s.id, "source": s.video.source, "clips": len(s.clips)}) + "\n"
-            )
+    write_jsonl_atomic(
+        work_dir / "inputs.jsonl",
+        [{"id": s.id, "source": s.video.source, "clips": len(s.clips)} for s in samples],
+    )
 
     pipeline = build_pipeline(cfg, out_dir)
     sink = ShardSink(out_dir, keep_downloads=cfg.download.keep)
@@ -201,9 +205,7 @@ def finalize(
 
     failures = [f.to_json() for f in input_failures]
     failures += [f.to_json() for r in results for f in r.failures]
-    with atomic_open(out_dir / "failures.jsonl") as f:
-        for row in failures:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl_atomic(out_dir / "failures.jsonl", failures)
 
     stages: dict[str, StageStats] = {}
     for r in results:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing as mp
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -153,7 +152,3 @@ class LocalExecutor:
             work_dir,
             time.perf_counter(),
         )
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 4))

@@ -109,18 +109,8 @@ def video_to_row(video: Video) -> dict[str, Any]:
     return row
 
 
-def row_to_video(row: dict[str, Any]) -> Video:
-    d = dict(row)
-    d["meta"] = json.loads(d["meta"]) if d.get("meta") else {}
-    return Video(**d)
-
-
 def clips_table(clips: Iterable[Clip]) -> pa.Table:
     return pa.Table.from_pylist([clip_to_row(c) for c in clips], schema=CLIP_SCHEMA)
-
-
-def videos_table(videos: Iterable[Video]) -> pa.Table:
-    return pa.Table.from_pylist([video_to_row(v) for v in videos], schema=VIDEO_SCHEMA)
 
 
 def read_clips(path: str | Path) -> list[Clip]:
