@@ -127,7 +127,7 @@ def _size(path: Path) -> tuple[int, int]:
         return cc.width, cc.height
 
 
-def ours(path: Path, work: Path, needs=(), cut: str | None = None):
+def ours(path: Path, work: Path, needs=(), cut: str | None = None, fast: bool = True):
     r = probe(path)
     v = Video(
         id="v",
@@ -138,7 +138,9 @@ def ours(path: Path, work: Path, needs=(), cut: str | None = None):
         width=r.width,
         height=r.height,
     )
-    split = SplitStage(SplitConfig(min_clip_seconds=MIN_CLIP, max_clip_seconds=MAX_CLIP))
+    split = SplitStage(
+        SplitConfig(min_clip_seconds=MIN_CLIP, max_clip_seconds=MAX_CLIP, fast_decode=fast)
+    )
     split.request_frames(tuple(needs))
     stats, failures = split.new_stats(), []
     out = split.run_batch([Sample(v)], stats, failures)
@@ -168,6 +170,9 @@ def bench(path: Path, tmp: Path, skip_c: bool) -> None:
     rows["(a) ffmpeg decode"], _ = timed(lambda: bare_decode(path))
     rows["(b) PySceneDetect detect()"], _ = timed(lambda: pyscenedetect(path))
     rows["(d) ours: detection"], (n_clips, _) = timed(lambda: ours(path, tmp / "d0"))
+    rows["(d) ours: detection, exact decoding"], _ = timed(
+        lambda: ours(path, tmp / "d0", fast=False)
+    )
     rows["(d) ours: detection + frames"], (_, n_frames) = timed(
         lambda: ours(path, tmp / "d1", NEEDS)
     )
@@ -204,6 +209,11 @@ def bench(path: Path, tmp: Path, skip_c: bool) -> None:
     log.info(
         "detection + all frames / detection alone: %.2fx",
         rows["(d) ours: detection + frames"] / det,
+    )
+    exact = rows["(d) ours: detection, exact decoding"]
+    log.info(
+        "detection + all frames / detection alone with exact decoding: %.2fx",
+        rows["(d) ours: detection + frames"] / exact,
     )
     if not skip_c:
         c = rows["(c) straightforward: detect + split-video + ffmpeg frames"]
