@@ -103,6 +103,13 @@ class Clip:
     def duration(self) -> float:
         return self.end - self.start
 
+    def frame_range(self, fps: float) -> tuple[int, int]:
+        """Frames [start, end) of the clip: the splitter's, else its times rounded to frames."""
+        if "start_frame" in self.meta and "end_frame" in self.meta:
+            return int(self.meta["start_frame"]), int(self.meta["end_frame"])
+        a = round(self.start * fps)
+        return a, max(round(self.end * fps), a + 1)
+
     @classmethod
     def new(cls, video_id: str, start: float, end: float, **kw: Any) -> Clip:
         """A clip whose id is derived from its times (rounded to whole milliseconds)."""

@@ -29,7 +29,7 @@ from internvid.io.atomic import (
 from internvid.io.release import ReleaseWriter, row_from_clip
 from internvid.io.shards import shard_name
 from internvid.io.tables import CLIP_SCHEMA, VIDEO_SCHEMA, row_to_clip, write_table_atomic
-from internvid.sink import ShardSink
+from internvid.sink import SCRATCH, ShardSink
 from internvid.stages.collect import CollectFilter
 from internvid.stages.cut import CutStage
 from internvid.stages.download import DownloadStage
@@ -53,7 +53,7 @@ def build_pipeline(cfg: RunConfig, out_dir: Path) -> Pipeline:
             CollectFilter(cfg.collect),
             SplitStage(cfg.split),
             MotionFilter(cfg.motion),
-            CutStage(cfg.cut, out_dir / "_work" / "tmp"),
+            CutStage(cfg.cut, out_dir / SCRATCH),
         ]
     )
 

@@ -10,6 +10,8 @@ from internvid.engine.sample import Sample
 from internvid.io.shards import shard_name, write_shard
 from internvid.io.tables import video_to_row
 
+SCRATCH = Path("_work") / "tmp"  # under the output folder: clip files until their shard is written
+
 
 class ShardSink:
     """Writes `shards/NNNNN.tar` + `shards/NNNNN.parquet` per work shard, then cleans scratch."""
@@ -17,7 +19,7 @@ class ShardSink:
     def __init__(self, out_dir: str | Path, keep_downloads: bool = False):
         self.out_dir = Path(out_dir)
         self.shard_dir = self.out_dir / "shards"
-        self.scratch = self.out_dir / "_work" / "tmp"
+        self.scratch = self.out_dir / SCRATCH
         self.downloads = self.out_dir / "downloads"
         self.keep_downloads = keep_downloads
 

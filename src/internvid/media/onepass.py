@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from scenedetect import FrameTimecode
 
+from internvid.media.probe import stream_fps
+
 log = logging.getLogger(__name__)
 
 DETECT_WIDTH = 256  # PySceneDetect's auto-downscale target width (its DEFAULT_MIN_WIDTH)
@@ -248,8 +250,7 @@ class OnePass:
         container, stream = open_video(path, self.fast_decode and not self.needs)
         with container:
             cc = stream.codec_context
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            fps = float(rate) if rate else 25.0
+            fps = stream_fps(stream) or 25.0
             small = _Scaler(cc.pix_fmt or "", detect_size(cc.width, cc.height))
             wanted: dict[int, set[tuple[int, int]]] = {}  # frame -> output sizes asked for it
             plan = []
@@ -295,8 +296,7 @@ class OnePass:
         container, stream = open_video(path, self.fast_decode and not self.needs)
         with container:
             cc = stream.codec_context
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            fps = float(rate) if rate else 25.0
+            fps = stream_fps(stream) or 25.0
             state = _PassState(self, fps, cc.width, cc.height, cc.pix_fmt or "", on_clip)
             for frame in _decode(container, stream):
                 state.feed(frame)

@@ -37,6 +37,12 @@ def _looks_like_text(path: Path) -> bool:
     return True
 
 
+def stream_fps(stream: av.video.stream.VideoStream) -> float:
+    """A video stream's frame rate (average, else guessed, else base); 0.0 when unknown."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
 def probe(path: str | Path) -> ProbeResult:
     """Open `path`, read its first video stream and decode one frame.
 
@@ -63,8 +69,7 @@ def probe(path: str | Path) -> ProbeResult:
                 "no_video_stream", f"{path.name} has no video stream (streams: {', '.join(kinds)})"
             )
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate else 0.0
+        fps = stream_fps(stream)
         if fps <= 0:
             raise StageError("undecodable", f"{path.name}: video stream has no frame rate")
         try:

@@ -40,13 +40,6 @@ def layers(ranges: list[tuple[int, int]]) -> list[list[int]]:
     return out
 
 
-def clip_frames(clip, fps: float) -> tuple[int, int]:
-    """The clip's frame range: from the splitter's meta, else its times rounded to frames."""
-    if "start_frame" in clip.meta and "end_frame" in clip.meta:
-        return int(clip.meta["start_frame"]), int(clip.meta["end_frame"])
-    return round(clip.start * fps), max(round(clip.end * fps), round(clip.start * fps) + 1)
-
-
 class CutStage(Stage):
     """Cuts every clip of a video into `scratch/VIDEO_ID/` the way `cfg.mode` says.
 
@@ -78,7 +71,7 @@ class CutStage(Stage):
     def process_one(self, sample: Sample, ctx: Context) -> Sample:
         v = sample.video
         fps = sample.clips[0].fps or v.fps
-        ranges = [clip_frames(c, fps) for c in sample.clips]
+        ranges = [c.frame_range(fps) for c in sample.clips]
         mode = self.cfg.mode
         if mode == "none":
             return self._no_files(sample, fps, ranges)

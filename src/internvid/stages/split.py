@@ -71,10 +71,7 @@ class SplitStage(Stage):
         try:
             if given:
                 kept = self._check_given(sample, ctx)
-                ranges = [
-                    (round(c.start * v.fps), max(round(c.end * v.fps), round(c.start * v.fps) + 1))
-                    for c in kept
-                ]
+                ranges = [c.frame_range(v.fps) for c in kept]
                 result = self._pass(v.fps).run_given(v.path, ranges) if kept else None
             else:
                 result = self._pass(v.fps).run(v.path)
