@@ -117,6 +117,45 @@ def test_frames_are_buffered_only_for_the_open_clip(demo_videos):
     assert r.peak_buffered <= 100 + 16 + 1  # one clip + the detector's lag, not the video
 
 
+def test_cuts_do_not_depend_on_the_frames_kept(tmp_path):
+    """Frames kept for stages (at source size, or box-filtered by 2 or 3) change neither the
+    cuts nor the motion scores, and are the selected source frames at the asked size."""
+    from internvid.media.synth import Segment, SynthVideo, make_video
+
+    spec = SynthVideo(
+        "wide",
+        (Segment("testsrc2", 1.2), Segment("mandelbrot", 1.0), Segment("color=c=0x3050a0", 0.8)),
+        width=1280,
+        height=720,
+        audio=False,
+    )
+    path = make_video(spec, tmp_path / "wide.mp4")
+    runs = [
+        OnePass(detector_factory("content"), 1, None, needs, fast_decode=False).run(path)
+        for needs in (
+            (),
+            (FrameNeed("full", "middle"),),  # kept at source size
+            (FrameNeed("cap", "middle", short_side=320),),  # kept boxed by 2
+            (FrameNeed("vit", "segments", 8, width=224, height=224),),  # kept boxed by 3
+        )
+    ]
+    assert [a for a, _ in runs[0].scenes] == [0, 30, 55]
+    for r in runs[1:]:
+        assert r.scenes == runs[0].scenes
+        assert [(c.motion, c.frozen) for c in r.clips] == [
+            (c.motion, c.frozen) for c in runs[0].clips
+        ]
+    source = decoded(path)
+    for r, shape in zip(runs[1:], [(720, 1280, 3), (320, 569, 3), (224, 224, 3)], strict=True):
+        for c in r.clips:
+            for frame, k in zip(
+                *(next(iter(d.values())) for d in (c.frames, c.frame_indices)), strict=True
+            ):
+                assert frame.shape == shape
+                ref = cv2.resize(source[k], shape[1::-1], interpolation=cv2.INTER_AREA)
+                assert np.abs(ref.astype(int) - frame).mean() < 4, (shape, k)
+
+
 # --- the clip policy --------------------------------------------------------------------------------
 
 
@@ -217,6 +256,25 @@ def test_fast_decoding_does_not_change_the_cuts(real_videos, name):
     fast = OnePass(detector_factory("content"), 1, None, fast_decode=True).run(path)
     plain = OnePass(detector_factory("content"), 1, None, fast_decode=False).run(path)
     assert fast.scenes == plain.scenes and fast.frames_read == plain.frames_read
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", REAL)
+def test_fast_decoding_serves_near_exact_frames(real_videos, name):
+    """With frames served, fast decoding skips deblocking on B-frames only: the same cuts, and
+    every served frame within 44 dB PSNR of the exactly decoded one (skipping it on every frame
+    drifts to 33 dB)."""
+    path = real_videos / f"{name}.mp4"
+    needs = (FrameNeed("mid", "middle"), FrameNeed("seg", "segments", 8, short_side=224))
+    runs = [OnePass(detector_factory("content"), 1, 250, needs, fast_decode=f) for f in (1, 0)]
+    assert [r.skip_loop_filter for r in runs] == ["bidir", None]
+    fast, exact = (r.run(path) for r in runs)
+    assert fast.scenes == exact.scenes
+    for a, b in zip(fast.clips, exact.clips, strict=True):
+        for name_ in ("mid", "seg"):
+            for x, y in zip(a.frames[name_], b.frames[name_], strict=True):
+                mse = ((x.astype(float) - y) ** 2).mean()
+                assert mse == 0 or 10 * np.log10(255**2 / mse) > 44
 
 
 @pytest.mark.integration
