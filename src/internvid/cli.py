@@ -97,12 +97,44 @@ def run(
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Process only the first N videos.")] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Caption models: none, lite (CPU-friendly), paper (BLIP-2 + BLIP + T5), "
+            "tiny (random weights built locally: smoke runs only)."
+        ),
+    ] = None,
+    coarse_model: Annotated[
+        str | None, typer.Option(help="Middle-frame captioner: hub id or local folder.")
+    ] = None,
+    fine_model: Annotated[
+        str | None, typer.Option(help="Per-frame (1 fps) captioner: hub id or local folder.")
+    ] = None,
+    fusion_model: Annotated[
+        str | None, typer.Option(help="Caption fusion language model: hub id or local folder.")
+    ] = None,
+    fusion: Annotated[
+        str | None,
+        typer.Option(help="Fusion: seq2seq (T5-style), chat (instruction LM) or none."),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="Model device: auto, cpu, cuda, cuda:N.")
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="Model weights: auto (bf16/fp16 on GPU), fp32, fp16, bf16.")
+    ] = None,
+    caption_batch_size: Annotated[
+        int | None, typer.Option(help="Images per captioner call.")
+    ] = None,
+    cache_dir: Annotated[
+        str | None, typer.Option(help="Hugging Face cache folder for the models.")
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace a different earlier run in the output folder.")
     ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
-    """Split videos into clips at scene cuts and write clips.parquet, internvid.jsonl and WebDataset shards."""
+    """Split videos into clips at scene cuts, caption them, and write clips.parquet, internvid.jsonl and WebDataset shards."""
     from internvid.config import RunConfig
     from internvid.run import RunError
     from internvid.run import run as run_pipeline
@@ -124,6 +156,15 @@ def run(
         ("cut", "max_height"): max_height,
         ("input", "path_template"): path_template,
         ("input", "limit"): limit,
+        ("caption", "models"): models,
+        ("caption", "coarse_model"): coarse_model,
+        ("caption", "fine_model"): fine_model,
+        ("caption", "fusion_model"): fusion_model,
+        ("caption", "fusion"): fusion,
+        ("caption", "device"): device,
+        ("caption", "dtype"): dtype,
+        ("caption", "batch_size"): caption_batch_size,
+        ("caption", "cache_dir"): cache_dir,
     }
     zero_means_none = {("split", "max_clip_seconds"), ("cut", "max_height")}
     for keys, value in given.items():

@@ -15,6 +15,9 @@ import yaml
 
 DETECTORS = ("content", "adaptive", "transnetv2", "stride", "none")  # split.detector choices
 SCALE_FLAGS = ("area", "bilinear", "bicubic", "lanczos", "fast_bilinear", "neighbor", "spline")
+CAPTION_PRESETS = ("none", "tiny", "lite", "paper")  # caption.models choices
+FUSION_MODES = ("seq2seq", "chat", "none")  # caption.fusion choices ("" keeps the preset's)
+DTYPES = ("auto", "fp32", "fp16", "bf16")  # caption.dtype choices
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
 
 
@@ -82,7 +85,8 @@ class SplitConfig:
     # longer scenes are cut into pieces of this length, the last piece taking the rest;
     # None keeps scenes whole (then frame buffering grows with the longest scene)
     max_clip_seconds: float | None = 10.0
-    # decoder threads and, when no stage asks for frames, no loop filter: same cuts, ~1.4x faster
+    # skip the decoder's loop filter: on every frame when no stage asks for frames (same cuts,
+    # ~1.3x faster), on B-frames only when some do (served frames within 46 dB PSNR of exact)
     fast_decode: bool = True
 
 
@@ -122,6 +126,46 @@ class CutConfig:
 
 
 @dataclass
+class CaptionConfig:
+    """Multi-scale captioning: frame captions at 1 fps, a middle-frame caption, one fused caption."""
+
+    # model preset: none (no captions), tiny (random weights built locally: smoke runs only),
+    # lite (small models, fine on a laptop CPU), paper (BLIP-2 OPT-2.7B, BLIP large, FLAN-T5)
+    models: str = "none"
+    # middle-frame (coarse) captioner: hub id or local folder; "" keeps the preset's
+    coarse_model: str = ""
+    # per-frame (fine) captioner: hub id or local folder; "" keeps the preset's
+    fine_model: str = ""
+    # language model that fuses the captions: hub id or local folder; "" keeps the preset's
+    fusion_model: str = ""
+    # seq2seq (T5-style summariser), chat (instruction-tuned causal LM) or none; "" = preset's
+    fusion: str = ""
+    # frames per second captioned at the fine scale (SPEC: 1)
+    fine_fps: int = 1
+    # short side, in pixels, of the frames the captioners get (BLIP and BLIP-2 read 384 / 224)
+    frame_size: int = 384
+    # consecutive frame captions at least this similar (word Jaccard) reach the fusion once
+    collapse_similarity: float = 0.8
+    # auto (cuda when available, else cpu), cpu, cuda, cuda:N
+    device: str = "auto"
+    # auto (GPU: bf16 where supported, else fp16; CPU: bf16 with AMX/AVX512-BF16, else fp32),
+    # fp32, fp16, bf16
+    dtype: str = "auto"
+    # images per captioner generate() call
+    batch_size: int = 16
+    # prompts per fusion generate() call
+    fusion_batch_size: int = 16
+    # token cap of a frame caption
+    max_new_tokens: int = 30
+    # token cap of a fused caption (SPEC: mean 17.6 words)
+    fusion_max_new_tokens: int = 48
+    # beams of every generate() call; 1 is greedy (deterministic)
+    num_beams: int = 1
+    # Hugging Face cache folder for the models ("" = HF_HOME's); tiny models are built there too
+    cache_dir: str = ""
+
+
+@dataclass
 class OutputConfig:
     """Shards and tables of the output folder."""
 
@@ -138,19 +182,34 @@ class RunConfig:
     collect: CollectConfig = field(default_factory=CollectConfig)  # collection rules
     split: SplitConfig = field(default_factory=SplitConfig)  # scene split + clip policy
     motion: MotionConfig = field(default_factory=MotionConfig)  # still / chaotic clip filter
+    caption: CaptionConfig = field(default_factory=CaptionConfig)  # captioners + fusion
     cut: CutConfig = field(default_factory=CutConfig)  # clip files
     output: OutputConfig = field(default_factory=OutputConfig)  # shard layout
     workers: int = 1  # worker processes of the local executor (not part of the run's identity)
 
     # fields that may change between a run and its resume without changing the result
-    RESUMABLE_CHANGES: typing.ClassVar[frozenset[str]] = frozenset({"workers"})
+    RESUMABLE_CHANGES: typing.ClassVar[frozenset[str]] = frozenset(
+        {
+            "workers",
+            "caption.device",
+            "caption.batch_size",
+            "caption.fusion_batch_size",
+            "caption.cache_dir",
+        }
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
         """Hash of every setting that changes the output (used to refuse resuming a different run)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE_CHANGES}
+        d = self.to_dict()
+        for key in self.RESUMABLE_CHANGES:  # "section.field" or a top-level field
+            *parents, last = key.split(".")
+            section = d
+            for p in parents:
+                section = section[p]
+            section.pop(last, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
@@ -189,6 +248,30 @@ class RunConfig:
             (self.cut.mode in ("exact", "copy", "none"), "cut.mode must be exact, copy or none"),
             (self.cut.scale_flags in SCALE_FLAGS, f"cut.scale_flags must be one of {SCALE_FLAGS}"),
             (self.cut.max_height is None or self.cut.max_height >= 16, "cut.max_height too small"),
+            (
+                self.caption.models in CAPTION_PRESETS,
+                f"caption.models must be one of {CAPTION_PRESETS}",
+            ),
+            (
+                self.caption.fusion in ("", *FUSION_MODES),
+                f"caption.fusion must be one of {FUSION_MODES} (or empty for the preset's)",
+            ),
+            (self.caption.dtype in DTYPES, f"caption.dtype must be one of {DTYPES}"),
+            (self.caption.fine_fps >= 1, "caption.fine_fps must be >= 1"),
+            (self.caption.frame_size >= 16, "caption.frame_size must be >= 16"),
+            (
+                0.0 <= self.caption.collapse_similarity <= 1.0,
+                "caption.collapse_similarity must be within 0-1",
+            ),
+            (
+                min(self.caption.batch_size, self.caption.fusion_batch_size) >= 1,
+                "caption batch sizes must be >= 1",
+            ),
+            (
+                min(self.caption.max_new_tokens, self.caption.fusion_max_new_tokens) >= 1,
+                "caption token caps must be >= 1",
+            ),
+            (self.caption.num_beams >= 1, "caption.num_beams must be >= 1"),
             (self.output.videos_per_shard >= 1, "output.videos_per_shard must be >= 1"),
             (self.workers >= 1, "workers must be >= 1"),
         ]

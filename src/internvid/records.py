@@ -95,6 +95,8 @@ class Clip:
         default_factory=dict
     )  # name -> caption ("release", "fused"...)
     scores: dict[str, float] = field(default_factory=dict)  # name -> score ("aesthetic", "umt"...)
+    # captions of the frames at caption.fine_fps, in temporal order (the fine scale)
+    frame_captions: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # free metadata (frames, requested times...)
     status: str = "split"  # lifecycle: "split" (times known) -> "cut" (clip file in a shard)
     shard: int | None = None  # number of the WebDataset shard holding the clip file

@@ -8,13 +8,15 @@ import logging
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from internvid.caption.models import ModelsUnavailable, resolve_models
+from internvid.caption.presets import CaptionModels, caption_models
 from internvid.config import RunConfig
 from internvid.engine import Pipeline, Sample, StageStats
 from internvid.engine.local import LocalExecutor
@@ -30,12 +32,18 @@ from internvid.io.release import ReleaseWriter, row_from_clip
 from internvid.io.shards import shard_name
 from internvid.io.tables import CLIP_SCHEMA, VIDEO_SCHEMA, row_to_clip, write_table_atomic
 from internvid.sink import SCRATCH, ShardSink
+from internvid.stages.caption import CaptionStage, FuseStage
 from internvid.stages.collect import CollectFilter
 from internvid.stages.cut import CutStage
 from internvid.stages.download import DownloadStage
 from internvid.stages.motion import MotionFilter
 from internvid.stages.probe import ProbeStage
 from internvid.stages.split import SplitStage
+
+TINY_NOTE = (
+    "captions come from random-weight tiny models (--models tiny): they are noise, "
+    "for smoke runs only"
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +52,42 @@ class RunError(RuntimeError):
     """The run cannot start (bad inputs, an output folder holding a different run)."""
 
 
-def build_pipeline(cfg: RunConfig, out_dir: Path) -> Pipeline:
-    """The stages of `internvid run`, in order."""
-    return Pipeline(
-        [
-            DownloadStage(cfg.download, out_dir / "downloads"),
-            ProbeStage(),
-            CollectFilter(cfg.collect),
-            SplitStage(cfg.split),
-            MotionFilter(cfg.motion),
-            CutStage(cfg.cut, out_dir / SCRATCH),
-        ]
-    )
+def resolve_captioning(cfg: RunConfig) -> tuple[CaptionModels, dict[str, str]] | None:
+    """The caption models and where each loads from; raises RunError naming missing ones."""
+    models = caption_models(cfg.caption)
+    if models is None:
+        return None
+    try:
+        found = resolve_models(models.names(), cfg.caption.cache_dir)
+    except ModelsUnavailable as e:
+        raise RunError(str(e)) from e
+    for r in found:
+        log.info("caption model %s: %s (%s)", r.name, r.path, r.how)
+    return models, {r.name: r.path for r in found}
+
+
+def build_pipeline(
+    cfg: RunConfig,
+    out_dir: Path,
+    captioning: tuple[CaptionModels, dict[str, str]] | None = None,
+) -> Pipeline:
+    """The stages of `internvid run`, in order (`captioning` from resolve_captioning)."""
+    if captioning is None:
+        captioning = resolve_captioning(cfg)
+    stages = [
+        DownloadStage(cfg.download, out_dir / "downloads"),
+        ProbeStage(),
+        CollectFilter(cfg.collect),
+        SplitStage(cfg.split),
+        MotionFilter(cfg.motion),
+    ]
+    if captioning is not None:
+        models, paths = captioning
+        stages.append(CaptionStage(cfg.caption, models, paths))
+        if models.fusion != "none":
+            stages.append(FuseStage(cfg.caption, models, paths))
+    stages.append(CutStage(cfg.cut, out_dir / SCRATCH))
+    return Pipeline(stages)
 
 
 @dataclass
@@ -74,6 +106,7 @@ class RunSummary:
     shards_resumed: int  # shards finished by an earlier, interrupted invocation
     wall_seconds: float  # this invocation's wall time
     stages: list[dict[str, Any]]  # per-stage stats, summed over shards
+    notes: list[str] = field(default_factory=list)  # things a reader of the output must know
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +156,10 @@ def run(
     t0 = time.perf_counter()
     cfg = cfg or RunConfig()
     cfg.validate()
+    captioning = resolve_captioning(cfg)  # before anything is written: missing models stop here
+    notes = [TINY_NOTE] if captioning and captioning[0].preset == "tiny" else []
+    for note in notes:
+        log.warning("%s", note)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir = out_dir / "_work"
@@ -146,7 +183,7 @@ def run(
         [{"id": s.id, "source": s.video.source, "clips": len(s.clips)} for s in samples],
     )
 
-    pipeline = build_pipeline(cfg, out_dir)
+    pipeline = build_pipeline(cfg, out_dir, captioning)
     sink = ShardSink(out_dir, keep_downloads=cfg.download.keep)
     shards = _shards(samples, cfg.output.videos_per_shard)
     log.info(
@@ -168,7 +205,13 @@ def run(
         results = executor.run(pipeline, sink, shards, work_dir, on_done=on_done)
 
     summary = finalize(
-        out_dir, results, found.failures, len(samples), len(resumed), time.perf_counter() - t0
+        out_dir,
+        results,
+        found.failures,
+        len(samples),
+        len(resumed),
+        time.perf_counter() - t0,
+        notes,
     )
     return summary
 
@@ -180,6 +223,7 @@ def finalize(
     videos: int,
     resumed: int,
     wall: float,
+    notes: list[str] | None = None,
 ) -> RunSummary:
     """Merge the shards' outputs into the run's tables (each written atomically)."""
     shard_dir = out_dir / "shards"
@@ -224,6 +268,7 @@ def finalize(
         shards_resumed=resumed,
         wall_seconds=round(wall, 3),
         stages=[s.to_json() for s in stages.values()],
+        notes=list(notes or []),
     )
     write_json_atomic(out_dir / "stats.json", summary.to_json())
     return summary

@@ -38,3 +38,5 @@ def print_summary(s: RunSummary) -> None:
         f"wall {s.wall_seconds:.1f} s: {s.videos / wall:.2f} videos/s, "
         f"{s.video_seconds / wall:.1f} s of video per second"
     )
+    for note in s.notes:
+        console.print(f"[bold yellow]note:[/] {note}")

@@ -29,6 +29,7 @@ CLIP_SCHEMA = pa.schema(
         pa.field("height", pa.int32()),
         pa.field("captions", pa.map_(pa.string(), pa.string())),
         pa.field("scores", pa.map_(pa.string(), pa.float64())),
+        pa.field("frame_captions", pa.list_(pa.string())),
         pa.field("meta", pa.string()),  # JSON object
         pa.field("status", pa.string()),
         pa.field("shard", pa.int32()),
@@ -73,6 +74,7 @@ def clip_to_row(clip: Clip) -> dict[str, Any]:
         "height": clip.height,
         "captions": sorted(clip.captions.items()),
         "scores": sorted((k, float(v)) for k, v in clip.scores.items()),
+        "frame_captions": list(clip.frame_captions),
         "meta": _json(clip.meta),
         "status": clip.status,
         "shard": clip.shard,
@@ -96,6 +98,7 @@ def row_to_clip(row: dict[str, Any]) -> Clip:
         height=row.get("height"),
         captions=as_dict(row.get("captions")),
         scores=as_dict(row.get("scores")),
+        frame_captions=list(row.get("frame_captions") or []),
         meta=json.loads(row["meta"]) if row.get("meta") else {},
         status=row.get("status") or "",
         shard=row.get("shard"),

@@ -111,6 +111,7 @@ class SplitStage(Stage):
         clip.scores["frozen"] = round(pc.frozen, 4)
         if pc.frames:
             sample.payload.setdefault("frames", {})[clip.clip_id] = pc.frames
+            sample.payload.setdefault("frame_indices", {})[clip.clip_id] = pc.frame_indices
 
     def _check_given(self, sample: Sample, ctx: Context) -> list[Clip]:
         v = sample.video

@@ -1,0 +1,1 @@
+"""Captioning: image captioners, caption fusion by a language model, cleaning, model presets."""

@@ -1,0 +1,110 @@
+"""Image captioners on Hugging Face transformers (BLIP, BLIP-2, any image-text-to-text model), batched."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from internvid.caption.models import load_once
+
+log = logging.getLogger(__name__)
+
+
+def _model_class(model_type: str) -> Any:
+    """The transformers class that generates captions for a config's model_type."""
+    import transformers
+
+    if model_type == "blip":
+        return transformers.BlipForConditionalGeneration
+    if model_type == "blip-2":
+        return transformers.Blip2ForConditionalGeneration
+    return transformers.AutoModelForImageTextToText
+
+
+class ImageCaptioner:
+    """Captions RGB images (H x W x 3 uint8) in batches with one `generate` call per batch.
+
+    The model and its processor load once per worker process (`from_pretrained`, the same path
+    for a hub id, a cached model or a local folder). Decoding is greedy by default, so the same
+    frame always gets the same caption.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        device: str = "cpu",
+        dtype: Any = None,
+        batch_size: int = 16,
+        max_new_tokens: int = 30,
+        num_beams: int = 1,
+        prompt: str | None = None,
+        cache_dir: str = "",
+    ):
+        self.path = path  # hub id or folder for from_pretrained
+        self.device = device  # torch device string
+        self.dtype = dtype  # torch dtype of the weights (None: fp32)
+        self.batch_size = batch_size  # images per generate() call
+        self.max_new_tokens = max_new_tokens  # caption token cap
+        self.num_beams = num_beams  # 1: greedy
+        self.prompt = prompt  # optional text the caption continues (BLIP conditional captioning)
+        self.cache_dir = cache_dir or None  # HF cache folder
+        self.model: Any = None
+        self.processor: Any = None
+
+    def load(self) -> ImageCaptioner:
+        import torch
+        from transformers import AutoConfig, AutoProcessor
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no per-file "Loading weights" bars in our logs
+        dtype = self.dtype or torch.float32
+
+        def load_model() -> Any:
+            cfg = AutoConfig.from_pretrained(self.path, cache_dir=self.cache_dir)
+            cls = _model_class(cfg.model_type)
+            model = cls.from_pretrained(self.path, dtype=dtype, cache_dir=self.cache_dir)
+            return model.to(self.device).eval()
+
+        self.model = load_once("captioner", self.path, self.device, dtype, load_model)
+        self.processor = load_once(
+            "processor",
+            self.path,
+            "",
+            "",
+            lambda: AutoProcessor.from_pretrained(self.path, cache_dir=self.cache_dir),
+        )
+        return self
+
+    def caption(self, images: Sequence[np.ndarray]) -> list[str]:
+        """One raw caption per image, in order (clean them with caption.clean)."""
+        if self.model is None:
+            self.load()
+        out: list[str] = []
+        for i in range(0, len(images), self.batch_size):
+            out.extend(self._generate(list(images[i : i + self.batch_size])))
+        return out
+
+    def _generate(self, images: list[np.ndarray]) -> list[str]:
+        import torch
+
+        kw: dict[str, Any] = {"images": images, "return_tensors": "pt"}
+        if self.prompt:
+            kw["text"] = [self.prompt] * len(images)
+        inputs = self.processor(**kw).to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        with torch.inference_mode():
+            ids = self.model.generate(
+                **inputs,
+                max_new_tokens=self.max_new_tokens,
+                num_beams=self.num_beams,
+                do_sample=False,
+            )
+        texts = [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
+        if self.prompt:  # the caption continues the prompt; some models echo it
+            p = self.prompt.strip().lower()
+            texts = [t[len(p) :].strip() if t.lower().startswith(p) else t for t in texts]
+        return texts
