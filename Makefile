@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo
+MODELS ?= lite
 
 .PHONY: setup demo test test-slow lint format bench clean
 
@@ -21,7 +22,8 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/internvid demo-videos $(DEMO)/videos
-	$(BIN)/internvid run $(DEMO)/videos --out $(DEMO)/out --workers 2 --videos-per-shard 2
+	$(BIN)/internvid run $(DEMO)/videos --out $(DEMO)/out --videos-per-shard 2 --overwrite \
+		--models $(MODELS)
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q

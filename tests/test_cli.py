@@ -26,6 +26,8 @@ def test_run_help_documents_every_option():
         "--threshold",
         "--detector",
         "--cut-mode", "--max-height", "--path-template", "--limit", "--overwrite", "--no-progress",
+        "--models", "--coarse-model", "--fine-model", "--fusion-model", "--fusion ", "--device",
+        "--dtype", "--caption-batch-size", "--cache-dir",
     ]  # fmt: skip
     for opt in options:
         line = next((ln for ln in text.splitlines() if opt in ln), None)

@@ -63,6 +63,11 @@ def test_bad_config_rejected(data, msg):
         lambda c: setattr(c.collect, "enabled", "yes"),
         lambda c: setattr(c.split, "max_clip_seconds", 0.5),
         lambda c: setattr(c, "workers", 0),
+        lambda c: setattr(c.caption, "models", "huge"),
+        lambda c: setattr(c.caption, "fusion", "vote"),
+        lambda c: setattr(c.caption, "dtype", "int4"),
+        lambda c: setattr(c.caption, "batch_size", 0),
+        lambda c: setattr(c.caption, "collapse_similarity", 1.5),
     ],
 )
 def test_validate_rejects_impossible_settings(change):
@@ -77,4 +82,12 @@ def test_fingerprint_ignores_workers_only():
     b.workers = 8
     assert a.fingerprint() == b.fingerprint()
     b.split.threshold = 20.0
+    assert a.fingerprint() != b.fingerprint()
+
+
+def test_fingerprint_ignores_where_models_run_not_which():
+    a, b = RunConfig(), RunConfig()
+    b.caption.device, b.caption.batch_size, b.caption.cache_dir = "cuda:1", 64, "/cache"
+    assert a.fingerprint() == b.fingerprint() and b.caption.device == "cuda:1"
+    b.caption.models = "lite"
     assert a.fingerprint() != b.fingerprint()

@@ -124,13 +124,13 @@ def resolve_models(names: list[str], cache_dir: str = "") -> list[Resolved]:
         raise ModelsUnavailable(
             "captioning models are missing:\n"
             + "".join(f"  - {m}\n" for m in missing)
-            + "Supply them one of these ways:\n"
-            "  - download on a connected machine (`huggingface-cli download NAME`) and copy the\n"
-            "    cache, then point HF_HOME or caption.cache_dir (--cache-dir) at it;\n"
-            "  - give a local folder instead (--coarse-model / --fine-model / --fusion-model\n"
-            "    PATH, or the caption.*_model keys of the config);\n"
-            "  - or run `--models tiny` for an offline smoke run (random weights, captions\n"
-            "    are noise)."
+            + "Supply them in one of these ways:\n"
+            "  - download them where the hub is reachable (`hf download NAME`), then point "
+            "HF_HOME or --cache-dir at that cache;\n"
+            "  - give local folders: --coarse-model, --fine-model, --fusion-model PATH "
+            "(or caption.*_model in the config);\n"
+            "  - run with --models tiny for an offline smoke run (random weights: the captions "
+            "are noise)."
         )
     return found
 
