@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: nothing later may pull another build of it
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev,query]'
+	# the OCR of the text_overlay score, without the GUI opencv it asks for (see pyproject.toml)
+	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 

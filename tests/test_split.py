@@ -68,6 +68,9 @@ def test_frame_need_indices():
     # ViCLIP's evaluation sampling: the middle frame of 8 equal segments
     assert FrameNeed("s", "segments", 8).indices(0, 40, 5.0) == [2, 7, 12, 17, 22, 27, 32, 37]
     assert FrameNeed("s", "segments", 8).indices(10, 14, 5.0) == [10, 10, 11, 11, 12, 12, 13, 13]
+    # the official ViCLIP demo's sampling: frames[::len // 8][:8]
+    assert FrameNeed("d", "strided", 8).indices(0, 100, 25.0) == list(range(100))[::12][:8]
+    assert FrameNeed("d", "strided", 8).indices(5, 10, 25.0) == [5, 6, 7, 8, 9, 9, 9, 9]
     assert FrameNeed("v", "middle", width=224, height=224).size(1920, 1080) == (224, 224)
     assert FrameNeed("c", "middle", short_side=384).size(1920, 1080) == (683, 384)
     assert FrameNeed("c", "middle", short_side=384).size(320, 240) == (320, 240)

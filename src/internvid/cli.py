@@ -129,6 +129,24 @@ def run(
     cache_dir: Annotated[
         str | None, typer.Option(help="Hugging Face cache folder for the models.")
     ] = None,
+    scores: Annotated[
+        str | None,
+        typer.Option(
+            help="Scores per clip, comma-separated: viclip_sim, aesthetic, clipscore, text_overlay."
+        ),
+    ] = None,
+    viclip: Annotated[
+        str | None,
+        typer.Option(help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE."),
+    ] = None,
+    clip_model: Annotated[
+        str | None,
+        typer.Option(help="CLIP for aesthetic and clipscore: hub id or local folder."),
+    ] = None,
+    aesthetic_head: Annotated[
+        str | None,
+        typer.Option(help="Aesthetic head: mlp (improved), linear (LAION v1) or a .pth file."),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace a different earlier run in the output folder.")
     ] = False,
@@ -165,6 +183,10 @@ def run(
         ("caption", "dtype"): dtype,
         ("caption", "batch_size"): caption_batch_size,
         ("caption", "cache_dir"): cache_dir,
+        ("score", "scores"): _score_list(scores),
+        ("score", "viclip"): viclip,
+        ("score", "clip_model"): clip_model,
+        ("score", "aesthetic_head"): aesthetic_head,
     }
     zero_means_none = {("split", "max_clip_seconds"), ("cut", "max_height")}
     for keys, value in given.items():
@@ -183,6 +205,83 @@ def run(
         log.error("%s", e)
         raise typer.Exit(2) from e
     print_summary(summary)
+
+
+def _score_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@app.command()
+def score(
+    out: Annotated[Path, typer.Argument(help="A finished run's output folder.")],
+    scores: Annotated[
+        str,
+        typer.Option(
+            help="Scores to add, comma-separated: viclip_sim, aesthetic, clipscore, text_overlay."
+        ),
+    ] = "viclip_sim,aesthetic",
+    models: Annotated[
+        str,
+        typer.Option(
+            help="auto (tiny when the run captioned with tiny models), real, or tiny "
+            "(random weights built locally: smoke runs only)."
+        ),
+    ] = "auto",
+    viclip: Annotated[
+        str | None,
+        typer.Option(help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE."),
+    ] = None,
+    viclip_sampling: Annotated[
+        str, typer.Option(help="ViCLIP frames: middle (official evaluation) or demo.")
+    ] = "middle",
+    clip_model: Annotated[
+        str | None, typer.Option(help="CLIP for aesthetic and clipscore: hub id or folder.")
+    ] = None,
+    aesthetic_head: Annotated[
+        str, typer.Option(help="Aesthetic head: mlp (improved), linear (LAION v1) or a .pth.")
+    ] = "mlp",
+    device: Annotated[str, typer.Option(help="Model device: auto, cpu, cuda, cuda:N.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Clips per model call.")] = 32,
+    cache_dir: Annotated[str, typer.Option(help="Hugging Face cache folder.")] = "",
+) -> None:
+    """Add score columns to a finished run (clips.parquet, internvid.jsonl, shard sidecars)."""
+    from internvid.config import RunConfig, ScoreConfig
+    from internvid.run import RunError
+    from internvid.score import score_folder
+
+    cfg = ScoreConfig(
+        scores=_score_list(scores) or [],
+        models="auto" if models == "auto" else models,
+        viclip=viclip or "",
+        viclip_sampling=viclip_sampling,
+        clip_model=clip_model or "",
+        aesthetic_head=aesthetic_head,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+    )
+    check = RunConfig(score=cfg)
+    try:
+        check.validate()
+        summary = score_folder(out, cfg, cache_dir=cache_dir)
+    except (RunError, ValueError) as e:
+        log.error("%s", e)
+        raise typer.Exit(2) from e
+    reasons = ", ".join(f"{k}: {v}" for k, v in summary.failures_by_reason.items()) or "none"
+    log.info(
+        "%d of %d clips scored (%s) in %.1f s; failures: %d (%s)",
+        summary.scored,
+        summary.clips,
+        ", ".join(summary.scores),
+        summary.wall_seconds,
+        summary.failures,
+        reasons,
+    )
+    for note in summary.notes:
+        log.warning("note: %s", note)
 
 
 @app.command("demo-videos")

@@ -17,7 +17,8 @@ DETECTORS = ("content", "adaptive", "transnetv2", "stride", "none")  # split.det
 SCALE_FLAGS = ("area", "bilinear", "bicubic", "lanczos", "fast_bilinear", "neighbor", "spline")
 CAPTION_PRESETS = ("none", "tiny", "lite", "paper")  # caption.models choices
 FUSION_MODES = ("seq2seq", "chat", "none")  # caption.fusion choices ("" keeps the preset's)
-DTYPES = ("auto", "fp32", "fp16", "bf16")  # caption.dtype choices
+DTYPES = ("auto", "fp32", "fp16", "bf16")  # caption.dtype and score.dtype choices
+SCORES = ("viclip_sim", "aesthetic", "clipscore", "text_overlay")  # score.scores choices
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
 
 
@@ -166,6 +167,35 @@ class CaptionConfig:
 
 
 @dataclass
+class ScoreConfig:
+    """Per-clip scores: ViCLIP video-text similarity, aesthetics, CLIPScore, text overlay."""
+
+    # scores to compute, any of viclip_sim, aesthetic, clipscore, text_overlay (empty: none)
+    scores: list[str] = field(default_factory=list)
+    # auto (tiny when caption.models is tiny, else the real models), real, tiny (random
+    # weights built locally: smoke runs only)
+    models: str = "auto"
+    # ViCLIP checkpoint: a local .pth / .safetensors, or "OWNER/REPO/FILE" on the HF hub
+    # ("" = the official ViCLIP-L/14 trained on InternVid-10M-FLT)
+    viclip: str = ""
+    # ViCLIP frames: middle (middle frame of 8 segments, the official evaluation) or demo
+    # (frames[::n // 8][:8], the official demo)
+    viclip_sampling: str = "middle"
+    # CLIP for aesthetic and clipscore: hub id or local folder ("" = openai/clip-vit-large-patch14)
+    clip_model: str = ""
+    # aesthetic head: mlp (the improved predictor), linear (LAION's first), or a local .pth
+    aesthetic_head: str = "mlp"
+    # short side, in pixels, of the frames the text detector reads
+    text_frame_size: int = 480
+    # auto (cuda when available, else cpu), cpu, cuda, cuda:N
+    device: str = "auto"
+    # auto (as caption.dtype), fp32, fp16, bf16
+    dtype: str = "auto"
+    # clips per model call
+    batch_size: int = 32
+
+
+@dataclass
 class OutputConfig:
     """Shards and tables of the output folder."""
 
@@ -183,6 +213,7 @@ class RunConfig:
     split: SplitConfig = field(default_factory=SplitConfig)  # scene split + clip policy
     motion: MotionConfig = field(default_factory=MotionConfig)  # still / chaotic clip filter
     caption: CaptionConfig = field(default_factory=CaptionConfig)  # captioners + fusion
+    score: ScoreConfig = field(default_factory=ScoreConfig)  # per-clip scores
     cut: CutConfig = field(default_factory=CutConfig)  # clip files
     output: OutputConfig = field(default_factory=OutputConfig)  # shard layout
     workers: int = 1  # worker processes of the local executor (not part of the run's identity)
@@ -195,6 +226,8 @@ class RunConfig:
             "caption.batch_size",
             "caption.fusion_batch_size",
             "caption.cache_dir",
+            "score.device",
+            "score.batch_size",
         }
     )
 
@@ -272,6 +305,18 @@ class RunConfig:
                 "caption token caps must be >= 1",
             ),
             (self.caption.num_beams >= 1, "caption.num_beams must be >= 1"),
+            (
+                set(self.score.scores) <= set(SCORES),
+                f"score.scores must be among {SCORES}, not {self.score.scores}",
+            ),
+            (self.score.models in ("auto", "real", "tiny"), "score.models: auto, real or tiny"),
+            (
+                self.score.viclip_sampling in ("middle", "demo"),
+                "score.viclip_sampling must be middle or demo",
+            ),
+            (self.score.dtype in DTYPES, f"score.dtype must be one of {DTYPES}"),
+            (self.score.batch_size >= 1, "score.batch_size must be >= 1"),
+            (self.score.text_frame_size >= 32, "score.text_frame_size must be >= 32"),
             (self.output.videos_per_shard >= 1, "output.videos_per_shard must be >= 1"),
             (self.workers >= 1, "workers must be >= 1"),
         ]

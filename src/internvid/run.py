@@ -38,10 +38,11 @@ from internvid.stages.cut import CutStage
 from internvid.stages.download import DownloadStage
 from internvid.stages.motion import MotionFilter
 from internvid.stages.probe import ProbeStage
+from internvid.stages.score import ScoreModels, ScoreStage, score_models
 from internvid.stages.split import SplitStage
 
 TINY_NOTE = (
-    "captions come from random-weight tiny models (--models tiny): they are noise, "
+    "captions and scores come from random-weight tiny models (--models tiny): they are noise, "
     "for smoke runs only"
 )
 
@@ -52,28 +53,41 @@ class RunError(RuntimeError):
     """The run cannot start (bad inputs, an output folder holding a different run)."""
 
 
-def resolve_captioning(cfg: RunConfig) -> tuple[CaptionModels, dict[str, str]] | None:
-    """The caption models and where each loads from; raises RunError naming missing ones."""
-    models = caption_models(cfg.caption)
-    if models is None:
-        return None
+@dataclass
+class RunModels:
+    """Every model a run loads, and where from (resolved before any work)."""
+
+    caption: CaptionModels | None  # captioners + fusion, None without captioning
+    score: ScoreModels | None  # scorers' models, None without scores
+    paths: dict[str, str]  # configured name -> folder, file or hub id for from_pretrained
+
+    @property
+    def tiny(self) -> bool:
+        names = [*self.paths]
+        return any(n.startswith("tiny:") for n in names)
+
+
+def resolve_run_models(cfg: RunConfig) -> RunModels:
+    """Find the models of the captioning and scoring stages; raise RunError naming missing ones."""
+    caption = caption_models(cfg.caption)
+    score = score_models(cfg.score, cfg.caption.models)
+    names = (caption.names() if caption else []) + (score.folders() if score else [])
+    files = score.files() if score else []
     try:
-        found = resolve_models(models.names(), cfg.caption.cache_dir)
+        found = resolve_models(
+            list(dict.fromkeys(names)), cfg.caption.cache_dir, files, "captioning and scoring"
+        )
     except ModelsUnavailable as e:
         raise RunError(str(e)) from e
     for r in found:
-        log.info("caption model %s: %s (%s)", r.name, r.path, r.how)
-    return models, {r.name: r.path for r in found}
+        log.info("model %s: %s (%s)", r.name, r.path, r.how)
+    return RunModels(caption, score, {r.name: r.path for r in found})
 
 
-def build_pipeline(
-    cfg: RunConfig,
-    out_dir: Path,
-    captioning: tuple[CaptionModels, dict[str, str]] | None = None,
-) -> Pipeline:
-    """The stages of `internvid run`, in order (`captioning` from resolve_captioning)."""
-    if captioning is None:
-        captioning = resolve_captioning(cfg)
+def build_pipeline(cfg: RunConfig, out_dir: Path, models: RunModels | None = None) -> Pipeline:
+    """The stages of `internvid run`, in order (`models` from resolve_run_models)."""
+    if models is None:
+        models = resolve_run_models(cfg)
     stages = [
         DownloadStage(cfg.download, out_dir / "downloads"),
         ProbeStage(),
@@ -81,11 +95,12 @@ def build_pipeline(
         SplitStage(cfg.split),
         MotionFilter(cfg.motion),
     ]
-    if captioning is not None:
-        models, paths = captioning
-        stages.append(CaptionStage(cfg.caption, models, paths))
-        if models.fusion != "none":
-            stages.append(FuseStage(cfg.caption, models, paths))
+    if models.caption is not None:
+        stages.append(CaptionStage(cfg.caption, models.caption, models.paths))
+        if models.caption.fusion != "none":
+            stages.append(FuseStage(cfg.caption, models.caption, models.paths))
+    if models.score is not None:
+        stages.append(ScoreStage(cfg.score, models.score, models.paths))
     stages.append(CutStage(cfg.cut, out_dir / SCRATCH))
     return Pipeline(stages)
 
@@ -156,8 +171,8 @@ def run(
     t0 = time.perf_counter()
     cfg = cfg or RunConfig()
     cfg.validate()
-    captioning = resolve_captioning(cfg)  # before anything is written: missing models stop here
-    notes = [TINY_NOTE] if captioning and captioning[0].preset == "tiny" else []
+    models = resolve_run_models(cfg)  # before anything is written: missing models stop here
+    notes = [TINY_NOTE] if models.tiny else []
     for note in notes:
         log.warning("%s", note)
     out_dir = Path(out_dir)
@@ -183,7 +198,7 @@ def run(
         [{"id": s.id, "source": s.video.source, "clips": len(s.clips)} for s in samples],
     )
 
-    pipeline = build_pipeline(cfg, out_dir, captioning)
+    pipeline = build_pipeline(cfg, out_dir, models)
     sink = ShardSink(out_dir, keep_downloads=cfg.download.keep)
     shards = _shards(samples, cfg.output.videos_per_shard)
     log.info(

@@ -55,20 +55,28 @@ def _cached(repo_id: str, cache_dir: str) -> str | None:
     return str(folder) if _complete_folder(folder) else None
 
 
+def _offline() -> bool:
+    flags = (os.environ.get(k, "").lower() for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(f in ("1", "true", "yes") for f in flags)
+
+
 def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
     """Whether the Hugging Face hub answers within `timeout` (DNS included; never blocks longer)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or os.environ.get(
-        "TRANSFORMERS_OFFLINE", ""
-    ).lower() in ("1", "true", "yes"):
+    if _offline():
         return False
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return url_reachable(f"{endpoint}/api/models?limit=1", timeout)
+
+
+def url_reachable(url: str, timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether `url` answers within `timeout`, DNS included (the probe runs in a thread)."""
     result: list[bool] = []
 
     def probe() -> None:
         import urllib.request
 
         try:
-            with urllib.request.urlopen(f"{endpoint}/api/models?limit=1", timeout=timeout):
+            with urllib.request.urlopen(url, timeout=timeout):
                 result.append(True)
         except Exception:  # any failure means "not reachable"
             result.append(False)
@@ -79,40 +87,87 @@ def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
     return bool(result and result[0])
 
 
-def resolve_models(names: list[str], cache_dir: str = "") -> list[Resolved]:
+def _tiny(name: str, cache_dir: str) -> Path | None:
+    """Build (once) and return the local folder or file of a `tiny:NAME` model, None if unknown."""
+    from internvid.caption.tiny import TINY_MODELS, build_tiny_models
+
+    kind = name[len(TINY_PREFIX) :]
+    root = default_cache_dir(cache_dir) / "tiny-models"
+    if kind in TINY_MODELS:
+        return build_tiny_models(root, [kind])[kind]
+    if kind == "viclip":
+        from internvid.models.tiny import build_tiny_viclip
+
+        return build_tiny_viclip(root)
+    from internvid.scores.tiny import TINY_SCORER_MODELS, build_tiny_scorer_models
+
+    if kind in TINY_SCORER_MODELS:
+        return build_tiny_scorer_models(root / "scorers")[kind]
+    return None
+
+
+def split_file_ref(ref: str) -> tuple[str, str]:
+    """ "OWNER/REPO/path/in/repo.pth" -> ("OWNER/REPO", "path/in/repo.pth")."""
+    parts = ref.split("/")
+    if len(parts) < 3 or not all(parts):
+        raise ValueError(f"{ref!r} is neither a local file nor OWNER/REPO/FILE on the hub")
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def resolve_models(
+    names: list[str], cache_dir: str = "", files: list[str] = (), what: str = "captioning"
+) -> list[Resolved]:
     """Find every model before any work; raise ModelsUnavailable naming each missing one.
 
-    A name is a local folder (with config.json and weights), `tiny:NAME` (built on the spot),
-    or a hub id found in the Hugging Face cache or, when the hub answers, downloadable.
+    A name in `names` is a local folder (with config.json and weights), `tiny:NAME` (built on
+    the spot), or a hub id found in the Hugging Face cache or, when the hub answers,
+    downloadable. A name in `files` is a single weight file: a local path, `tiny:NAME`, or
+    `OWNER/REPO/FILE` on the hub (cached, or downloadable).
     """
     found: list[Resolved] = []
     missing: list[str] = []
     reachable: bool | None = None
-    for name in names:
+    for name, is_file in [(n, False) for n in names] + [(f, True) for f in files]:
         if name.startswith(TINY_PREFIX):
-            from internvid.caption.tiny import TINY_MODELS, build_tiny_models
-
-            kind = name[len(TINY_PREFIX) :]
-            if kind not in TINY_MODELS:
-                missing.append(f"{name} (no such tiny model; known: {', '.join(TINY_MODELS)})")
-                continue
-            root = default_cache_dir(cache_dir) / "tiny-models"
-            folder = build_tiny_models(root, [kind])[kind]
-            found.append(Resolved(name, str(folder), "tiny"))
+            built = _tiny(name, cache_dir)
+            if built is None:
+                missing.append(f"{name} (no such tiny model)")
+            else:
+                found.append(Resolved(name, str(built), "tiny"))
             continue
         local = Path(name).expanduser()
-        if local.is_dir():
+        if is_file and local.is_file():
+            found.append(Resolved(name, str(local), "local"))
+            continue
+        if not is_file and local.is_dir():
             if _complete_folder(local):
                 found.append(Resolved(name, str(local), "local"))
             else:
                 missing.append(f"{name} (a folder without config.json and weights)")
             continue
-        if name.startswith((".", "/", "~")) or name.count("/") > 1:
-            missing.append(f"{name} (no such folder)")
+        if name.startswith((".", "/", "~")) or (not is_file and name.count("/") > 1):
+            missing.append(f"{name} (no such {'file' if is_file else 'folder'})")
             continue
-        cached = _cached(name, cache_dir)
+        if is_file and name.startswith(("https://", "http://")):
+            local_copy = _url_cache_path(name, cache_dir)
+            if local_copy.is_file():
+                found.append(Resolved(name, str(local_copy), "cached"))
+            elif not _offline() and url_reachable(name):
+                found.append(Resolved(name, name, "hub"))
+            else:
+                missing.append(f"{name} (not downloaded yet, and it does not answer)")
+            continue
+        if is_file:
+            try:
+                repo, filename = split_file_ref(name)
+            except ValueError as e:
+                missing.append(str(e))
+                continue
+            cached = _cached_file(repo, filename, cache_dir)
+        else:
+            cached = _cached(name, cache_dir)
         if cached:
-            found.append(Resolved(name, name, "cached"))
+            found.append(Resolved(name, cached if is_file else name, "cached"))
             continue
         if reachable is None:
             reachable = hub_reachable()
@@ -122,17 +177,55 @@ def resolve_models(names: list[str], cache_dir: str = "") -> list[Resolved]:
             missing.append(f"{name} (not in the Hugging Face cache, and the hub is unreachable)")
     if missing:
         raise ModelsUnavailable(
-            "captioning models are missing:\n"
+            f"{what} models are missing:\n"
             + "".join(f"  - {m}\n" for m in missing)
             + "Supply them in one of these ways:\n"
             "  - download them where the hub is reachable (`hf download NAME`), then point "
             "HF_HOME or --cache-dir at that cache;\n"
-            "  - give local folders: --coarse-model, --fine-model, --fusion-model PATH "
-            "(or caption.*_model in the config);\n"
-            "  - run with --models tiny for an offline smoke run (random weights: the captions "
+            "  - give local folders or files instead (--coarse-model, --fine-model, "
+            "--fusion-model, --viclip, --clip-model, --aesthetic-head, or the config's keys);\n"
+            "  - run with --models tiny for an offline smoke run (random weights: the results "
             "are noise)."
         )
     return found
+
+
+def _cached_file(repo_id: str, filename: str, cache_dir: str) -> str | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return None
+    hit = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir or None)
+    return hit if isinstance(hit, str) else None
+
+
+def _url_cache_path(url: str, cache_dir: str = "") -> Path:
+    import hashlib
+
+    name = url.rsplit("/", 1)[-1].split("?", 1)[0] or "file"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return default_cache_dir(cache_dir) / "downloads" / f"{digest}-{name}"
+
+
+def fetch_file(ref: str, cache_dir: str = "") -> str:
+    """A resolved file reference -> a local path (downloads `OWNER/REPO/FILE` or a URL once)."""
+    if Path(ref).is_file():
+        return ref
+    if ref.startswith(("https://", "http://")):
+        import urllib.request
+
+        from internvid.io.atomic import atomic_open
+
+        target = _url_cache_path(ref, cache_dir)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with urllib.request.urlopen(ref, timeout=60) as r, atomic_open(target, "wb") as f:
+                f.write(r.read())
+        return str(target)
+    from huggingface_hub import hf_hub_download
+
+    repo, filename = split_file_ref(ref)
+    return hf_hub_download(repo, filename, cache_dir=cache_dir or None)
 
 
 def pick_device(device: str = "auto") -> str:

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 DETECT_WIDTH = 256  # PySceneDetect's auto-downscale target width (its DEFAULT_MIN_WIDTH)
 FROZEN = 0.01  # mean absolute luma change (0-255) below which a frame shows no change at all
-FRAME_KINDS = ("middle", "fps", "uniform", "segments")
+FRAME_KINDS = ("middle", "fps", "uniform", "segments", "strided")
 _YUV420 = {"yuv420p": False, "yuvj420p": True}  # planar 8-bit 4:2:0 formats -> full range?
 # BT.601 YUV -> RGB, what swscale (and so OpenCV's and PyAV's default conversion) applies
 _LIMITED = np.array([[1.164, 0.0, 1.596], [1.164, -0.392, -0.813], [1.164, 2.017, 0.0]], np.float32)
@@ -33,7 +33,8 @@ class FrameNeed:
 
     name: str  # key in the served frames, e.g. "viclip"
     kind: str  # "middle" (1 frame), "fps" (`count` frames per second), "uniform" (`count` frames
-    # from first to last), "segments" (middle frame of `count` equal segments: ViCLIP's sampling)
+    # from first to last), "segments" (middle frame of `count` equal segments: ViCLIP's evaluation
+    # sampling), "strided" (frames[::n // count][:count]: the official ViCLIP demo's sampling)
     count: int = 1  # frames (uniform, segments) or frames per second (fps)
     width: int | None = None  # with height: exact output size (no crop), e.g. 224x224
     height: int | None = None
@@ -61,6 +62,9 @@ class FrameNeed:
             if self.count == 1:
                 return [start + n // 2]
             return [start + round(i * (n - 1) / (self.count - 1)) for i in range(self.count)]
+        if self.kind == "strided":  # short clips repeat their last frame (the demo would fail)
+            step = max(1, n // self.count)
+            return [min(start + k * step, end - 1) for k in range(self.count)]
         seg = n / self.count  # segments: official ViCLIP/UMT "middle" sampling
         return [start + int(seg * i + seg / 2) for i in range(self.count)]
 
