@@ -27,7 +27,6 @@ import torch
 from internvid.caption.captioner import ImageCaptioner
 from internvid.caption.models import pick_dtype
 from internvid.caption.tiny import build_tiny_models
-from internvid.media.onepass import FrameNeed, OnePass
 
 log = logging.getLogger("bench_caption")
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +81,14 @@ def lite_sized_chat(tiny: Path, out: Path) -> Path:
     return out
 
 
+DEVICE = "cpu"  # set by --device
+
+
+def _sync() -> None:
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def bench_fusion(path: Path, clips: int, batch: int, dtype: str, max_new_tokens: int) -> None:
     """Fusing `clips` clips' captions: one generate per clip (fp32) against ours, batched."""
     from internvid.caption.fusion import Fuser, FusionInput
@@ -95,20 +102,29 @@ def bench_fusion(path: Path, clips: int, batch: int, dtype: str, max_new_tokens:
         )
         for i in range(clips)
     ]
-    naive_f = Fuser(str(path), "chat", batch_size=1, max_new_tokens=max_new_tokens).load()
+    naive_f = Fuser(
+        str(path), "chat", device=DEVICE, batch_size=1, max_new_tokens=max_new_tokens
+    ).load()
+    naive_f.fuse(inputs[:1])  # warm-up
+    _sync()
     t0 = time.perf_counter()
     for inp in inputs:
         naive_f.fuse([inp])
+    _sync()
     t_naive = time.perf_counter() - t0
     ours_f = Fuser(
         str(path),
         "chat",
         batch_size=batch,
         max_new_tokens=max_new_tokens,
-        dtype=pick_dtype(dtype, "cpu"),
+        device=DEVICE,
+        dtype=pick_dtype(dtype, DEVICE),
     ).load()
+    ours_f.fuse(inputs[:2])  # warm-up
+    _sync()
     t0 = time.perf_counter()
     ours_f.fuse(inputs)
+    _sync()
     t_ours = time.perf_counter() - t0
     log.info(
         "| fusion (Qwen2.5-0.5B-sized) | %s | %.2f | %.2f | %.2f clips/s | %.2f clips/s | %.2fx | - |",
@@ -121,8 +137,13 @@ def bench_fusion(path: Path, clips: int, batch: int, dtype: str, max_new_tokens:
     )
 
 
-def clip_frames(video: Path, n: int) -> list[np.ndarray]:
+def clip_frames(video: Path | None, n: int) -> list[np.ndarray]:
     """`n` frames at 1 fps, 384 px short side, cycling the video's clips' frames."""
+    if video is None:  # --noise-frames: e.g. a GPU machine without PyAV or the sample videos
+        rng = np.random.default_rng(0)
+        return [rng.integers(0, 256, (384, 683, 3), dtype=np.uint8) for _ in range(n)]
+    from internvid.media.onepass import FrameNeed, OnePass
+
     need = FrameNeed("f", "fps", 1, short_side=384)
     r = OnePass(None, 1, 250, (need,)).run(video)
     got = [f for c in r.clips for f in c.frames["f"]]
@@ -134,23 +155,34 @@ def naive(path: str, frames: list[np.ndarray], max_new_tokens: int) -> list[str]
     from transformers import AutoProcessor, BlipForConditionalGeneration
 
     proc = AutoProcessor.from_pretrained(path)
-    model = BlipForConditionalGeneration.from_pretrained(path).eval()
+    model = BlipForConditionalGeneration.from_pretrained(path).to(DEVICE).eval()
+    with torch.no_grad():  # warm-up (CUDA kernels, allocator), as ours gets
+        model.generate(**proc(images=frames[0], return_tensors="pt").to(DEVICE), max_new_tokens=2)
+    _sync()
     out = []
     t0 = time.perf_counter()
     for f in frames:
-        inputs = proc(images=f, return_tensors="pt")
+        inputs = proc(images=f, return_tensors="pt").to(DEVICE)
         with torch.no_grad():
             ids = model.generate(**inputs, max_new_tokens=max_new_tokens)
         out.append(proc.decode(ids[0], skip_special_tokens=True).strip())
+    _sync()
     return out, time.perf_counter() - t0
 
 
 def ours(path: str, frames, max_new_tokens: int, batch: int, dtype: str):
     cap = ImageCaptioner(
-        path, batch_size=batch, max_new_tokens=max_new_tokens, dtype=pick_dtype(dtype, "cpu")
+        path,
+        device=DEVICE,
+        batch_size=batch,
+        max_new_tokens=max_new_tokens,
+        dtype=pick_dtype(dtype, DEVICE),
     ).load()
+    cap.caption(frames[:2])  # warm-up (CUDA kernels, allocator)
+    _sync()
     t0 = time.perf_counter()
     out = cap.caption(frames)
+    _sync()
     return out, time.perf_counter() - t0
 
 
@@ -163,7 +195,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=30)
     ap.add_argument("--video", type=Path, default=None)
     ap.add_argument("--fusion-clips", type=int, default=0, help="also time fusing N clips")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (naive: fp32 there too)")
+    ap.add_argument("--noise-frames", action="store_true", help="random frames, no decoding")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
     from transformers.utils import logging as hf_logging
@@ -171,7 +207,9 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     with tempfile.TemporaryDirectory() as tmp:
         video = args.video
-        if video is None:
+        if args.noise_frames:
+            video = None
+        elif video is None:
             if VIDEO.is_file():
                 video = VIDEO
             else:
@@ -184,7 +222,7 @@ def main() -> None:
         log.info(
             "%d frames of %s (%dx%d), torch %s, %d threads",
             len(frames),
-            video.name,
+            video.name if video else "random noise",
             frames[0].shape[1],
             frames[0].shape[0],
             torch.__version__,

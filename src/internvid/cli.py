@@ -254,7 +254,7 @@ def score(
 
     cfg = ScoreConfig(
         scores=_score_list(scores) or [],
-        models="auto" if models == "auto" else models,
+        models=models,
         viclip=viclip or "",
         viclip_sampling=viclip_sampling,
         clip_model=clip_model or "",

@@ -191,13 +191,24 @@ class SelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, causal: bool = False, queries: int | None = None
+    ) -> torch.Tensor:
+        """(B, L, W) -> (B, L, W); with `queries` only the first that many tokens attend (the
+        rest still serve as keys and values) -> (B, queries, W)."""
         b, n, w = x.shape  # (B, L, W)
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3W)
-        qkv = qkv.view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, heads, L, W/heads)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # (B, heads, L, W/heads)
-        out = out.transpose(1, 2).reshape(b, n, w)  # (B, L, W)
+        hd = w // self.heads
+        if queries is None:
+            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3W)
+            qkv = qkv.view(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)  # each (B, heads, L, W/heads)
+        else:
+            q = F.linear(x[:, :queries], self.in_proj_weight[:w], self.in_proj_bias[:w])
+            q = q.view(b, queries, self.heads, hd).transpose(1, 2)  # (B, heads, Q, W/heads)
+            kv = F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:])  # (B, L, 2W)
+            k, v = kv.view(b, n, 2, self.heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # (B, heads, Q, W/heads)
+        out = out.transpose(1, 2).reshape(b, q.shape[2], w)  # (B, Q, W)
         return self.out_proj(out)
 
 
@@ -232,9 +243,13 @@ class ResidualAttentionBlock(nn.Module):
         self.ln_2 = norm(width)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.ln_1(x), causal=causal))  # (B, L, W)
-        return x + self.drop_path(self.mlp(self.ln_2(x)))  # (B, L, W)
+    def forward(
+        self, x: torch.Tensor, causal: bool = False, queries: int | None = None
+    ) -> torch.Tensor:
+        """(B, L, W) -> (B, L, W), or only the first `queries` tokens' outputs (B, Q, W)."""
+        h = self.attn(self.ln_1(x), causal=causal, queries=queries)  # (B, Q, W)
+        x = (x if queries is None else x[:, :queries]) + self.drop_path(h)
+        return x + self.drop_path(self.mlp(self.ln_2(x)))  # (B, Q, W)
 
 
 class Transformer(nn.Module):
@@ -256,13 +271,20 @@ class Transformer(nn.Module):
         )
         self.grad_checkpointing = False
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, causal: bool = False, last_queries: int | None = None
+    ) -> torch.Tensor:
+        """(B, L, W) -> (B, L, W). `last_queries`: the last block computes only the first that
+        many tokens (B, Q, W): when only the CLS output is read, the last block's MLP and most
+        of its attention are skipped (the same numbers, ~7% of ViCLIP-B's video tower)."""
         recompute = self.grad_checkpointing and self.training and torch.is_grad_enabled()
-        for block in self.resblocks:
+        last = len(self.resblocks) - 1
+        for i, block in enumerate(self.resblocks):
+            queries = last_queries if i == last else None
             if recompute:  # keep only the block inputs; recompute the rest in backward
-                x = checkpoint(block, x, causal, use_reentrant=False)
+                x = checkpoint(block, x, causal, queries, use_reentrant=False)
                 continue
-            x = block(x, causal)  # (B, L, W)
+            x = block(x, causal, queries)  # (B, L, W)
         return x
 
 
@@ -347,7 +369,7 @@ class VisionTransformer(nn.Module):
         cls = (self.class_embedding.to(x.dtype) + pos[0]).expand(b, 1, width)  # (B, 1, W)
         x = torch.cat([cls, x], dim=1)  # (B, 1+L', W)
         x = self.ln_pre(x)
-        x = self.transformer(x)  # (B, 1+L', W)
+        x = self.transformer(x, last_queries=1)  # (B, 1, W): only CLS is read
         return self.ln_post(x[:, 0]) @ self.proj  # (B, D)
 
 
