@@ -316,3 +316,24 @@ def probe(path: Annotated[Path, typer.Argument(help="A video file.")]) -> None:
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+# Commands that live beside the code they drive: each module has `register(app)`, which adds
+# its command(s) with their options (imports inside the commands keep `internvid --help` fast).
+_COMMAND_MODULES = ("internvid.subsets", "internvid.report", "internvid.fetch")
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:  # the module exists but something it imports is missing
+                raise
+            continue  # not built yet
+        module.register(app)
+
+
+_register_commands()
