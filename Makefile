@@ -26,6 +26,7 @@ demo: setup
 	$(BIN)/internvid demo-videos $(DEMO)/videos
 	$(BIN)/internvid run $(DEMO)/videos --out $(DEMO)/out --videos-per-shard 2 --overwrite \
 		--models $(MODELS)
+	$(BIN)/internvid report $(DEMO)/out
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
