@@ -327,13 +327,7 @@ def _register_commands() -> None:
     import importlib
 
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:  # the module exists but something it imports is missing
-                raise
-            continue  # not built yet
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 _register_commands()

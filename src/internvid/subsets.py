@@ -842,7 +842,11 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Rebuild a paper subset (DIV / FLT / Aes / random) or filter clips with SQL."""
-        import duckdb
+        try:
+            import duckdb
+        except ImportError as e:
+            logger.error("internvid subset needs DuckDB: pip install 'internvid[query]'")
+            raise typer.Exit(2) from e
 
         spec = SubsetSpec(
             rule=rule,
