@@ -320,7 +320,13 @@ def version() -> None:
 
 # Commands that live beside the code they drive: each module has `register(app)`, which adds
 # its command(s) with their options (imports inside the commands keep `internvid --help` fast).
-_COMMAND_MODULES = ("internvid.subsets", "internvid.report", "internvid.fetch")
+_COMMAND_MODULES = (
+    "internvid.subsets",
+    "internvid.report",
+    "internvid.fetch",
+    "internvid.evaluate",
+    "internvid.search",
+)
 
 
 def _register_commands() -> None:
