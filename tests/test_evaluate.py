@@ -215,3 +215,48 @@ def test_decode_clip_matches_full_decode(eval_dir: Path, mode: str) -> None:
     assert clip.shape == (8, 3, 32, 32)
     full = _decode_all(path, lambda n: sample_indices(n, 8, mode), 32)  # type: ignore[arg-type]
     assert torch.equal(clip, full)
+
+
+def _naive_ranks(sims: np.ndarray, text_to_video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Full-matrix reference: rank = 1 + candidates scoring strictly higher (ties optimistic)."""
+    n_videos, n_texts = sims.shape
+    t2v = np.array([1 + (sims[:, j] > sims[text_to_video[j], j]).sum() for j in range(n_texts)])
+    v2t = []
+    for i in range(n_videos):
+        own = np.flatnonzero(text_to_video == i)
+        if len(own):
+            v2t.append(min(1 + (sims[i] > sims[i, j]).sum() for j in own))
+    return t2v, np.array(v2t)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_retrieval_equals_naive_full_matrix_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_videos, dim = 40, 8
+    # several captions per video, some videos without any, and ties from quantised embeddings
+    text_to_video = rng.integers(0, n_videos - 3, size=120)
+    videos = np.round(rng.normal(size=(n_videos, dim)), 0).astype(np.float32)
+    texts = np.round(videos[text_to_video] + rng.normal(size=(120, dim)), 0).astype(np.float32)
+    texts[5] = texts[4]  # identical captions
+    sims = videos @ texts.T
+    assert (sims[:, :, None] == sims[:, None, :]).any()  # there are ties
+    t2v, v2t = _naive_ranks(sims, text_to_video)
+    got = retrieval_metrics(videos, texts, text_to_video, chunk=7)
+    for name, ranks in (("t2v", t2v), ("v2t", v2t)):
+        for k in (1, 5, 10):
+            assert got[f"{name}_r{k}"] == pytest.approx(100.0 * (ranks <= k).mean())
+        assert got[f"{name}_medr"] == pytest.approx(float(np.median(ranks)))
+        assert got[f"{name}_meanr"] == pytest.approx(float(ranks.mean()))
+
+
+def test_classification_equals_naive_reference() -> None:
+    rng = np.random.default_rng(3)
+    videos = np.round(rng.normal(size=(200, 6)), 0).astype(np.float32)
+    classes = np.round(rng.normal(size=(12, 6)), 0).astype(np.float32)
+    labels = rng.integers(0, 12, size=200)
+    sims = videos @ classes.T
+    ranks = 1 + (sims > sims[np.arange(200), labels][:, None]).sum(1)
+    got = classification_metrics(videos, classes, labels, chunk=13)
+    assert got["top1"] == pytest.approx(100.0 * (ranks <= 1).mean())
+    assert got["top5"] == pytest.approx(100.0 * (ranks <= 5).mean())
+    assert got["mean_top1_top5"] == pytest.approx((got["top1"] + got["top5"]) / 2)
