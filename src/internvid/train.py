@@ -1,0 +1,606 @@
+"""ViCLIP training: CLIP init, masked contrastive training on a synthetic task, exact resume."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from internvid.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from internvid.models.tokenizer import tokenize
+from internvid.models.viclip import (
+    ViCLIP,
+    ViCLIPConfig,
+    check_state_dict,
+    count_parameters,
+    read_state_dict,
+)
+
+log = logging.getLogger(__name__)
+
+CKPT_RE = re.compile(r"^ckpt_(\d+)\.pt$")
+
+# ---------------------------------------------------------------------------------------- config
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; `from_dict` / `from_file` reject unknown keys."""
+
+    model: str | dict[str, Any] = "tiny"  # "tiny" / "b16" / "l14", or ViCLIPConfig fields
+    init: str = "none"  # "none", a ViCLIP .pth/.safetensors, or a transformers CLIPModel dir/id
+    data: str = "shapes"  # the training task; only the synthetic "shapes" for now
+    num_samples: int = 256  # clips in the synthetic data set (one epoch)
+    frames: int = 4  # T frames per clip (also the model's num_frames)
+    image_size: int = 32  # frame side S in pixels (also the model's image_size)
+    batch_size: int = 4  # clips per step per process
+    steps: int = 0  # optimiser steps; 0: derived from `epochs`
+    epochs: float = 1.0  # passes over the data when `steps` is 0
+    lr: float = 2e-4  # peak learning rate (official: 4e-4 for L/14, 2e-4 for B/16)
+    warmup: float = 0.05  # fraction of the steps with a linear warm-up, then cosine to 0
+    weight_decay: float = 0.2  # AdamW decay, on weight matrices only
+    betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas
+    eps: float = 1e-6  # AdamW epsilon
+    mask_ratio: float = 0.9  # fraction of video patch tokens dropped per clip in training
+    freeze_text: bool = True  # the text tower gets no gradient (official recipe)
+    bf16: bool = False  # bfloat16 autocast (GPU; CPU works but is slow)
+    grad_checkpointing: bool = False  # recompute transformer blocks in backward
+    deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resume on GPU)
+    seed: int = 0  # seeds the model init, data order and masking
+    out: str = "runs/viclip"  # output folder: checkpoints and config.json
+    ckpt_every: int = 0  # write a checkpoint every N steps (0: only at the end)
+    log_every: int = 10  # log the loss every N steps
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, stored as is
+
+    def __post_init__(self) -> None:
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.data != "shapes":
+            raise ValueError(f"unknown data {self.data!r}: only 'shapes' is available")
+        if self.batch_size < 1 or self.num_samples < 1 or self.frames < 1:
+            raise ValueError("batch_size, num_samples and frames must be >= 1")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup is a fraction in [0, 1), got {self.warmup}")
+
+    @property
+    def total_steps(self) -> int:
+        if self.steps > 0:
+            return self.steps
+        return max(1, math.ceil(self.epochs * self.num_samples / self.batch_size))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys: {', '.join(unknown)}")
+        values = dict(data)
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        """From a .json or .yaml/.yml file."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path}: expected a mapping of TrainConfig keys")
+        return cls.from_dict(data)
+
+    def model_config(self) -> ViCLIPConfig:
+        """The ViCLIPConfig, with frames / image size / training knobs from this config."""
+        knobs = dict(
+            num_frames=self.frames,
+            image_size=self.image_size,
+            mask_ratio=self.mask_ratio,
+            grad_checkpointing=self.grad_checkpointing,
+        )
+        if isinstance(self.model, Mapping):
+            return ViCLIPConfig.from_dict({**self.model, **knobs})
+        presets = {"tiny": ViCLIPConfig.tiny, "b16": ViCLIPConfig.b16, "l14": ViCLIPConfig.l14}
+        if self.model not in presets:
+            raise ValueError(f"unknown model {self.model!r}: one of {sorted(presets)} or a dict")
+        return presets[self.model](**knobs)
+
+
+# -------------------------------------------------------------------------------------- CLIP init
+
+
+def _resize_positions(pos: torch.Tensor, grid: int) -> torch.Tensor:
+    """(1 + g0^2, W) CLS + grid positions -> (1 + grid^2, W), bicubic over the grid."""
+    g0 = math.isqrt(pos.shape[0] - 1)
+    if g0 == grid:
+        return pos
+    cls, patches = pos[:1], pos[1:]
+    w = pos.shape[1]
+    img = patches.reshape(1, g0, g0, w).permute(0, 3, 1, 2).float()  # (1, W, g0, g0)
+    img = F.interpolate(img, size=(grid, grid), mode="bicubic", align_corners=False)
+    patches = img.permute(0, 2, 3, 1).reshape(grid * grid, w).to(pos.dtype)  # (grid^2, W)
+    log.info("resized CLIP positional embedding from %dx%d to %dx%d", g0, g0, grid, grid)
+    return torch.cat([cls, patches], dim=0)
+
+
+def _map_blocks(
+    src: Mapping[str, torch.Tensor], src_prefix: str, dst_prefix: str
+) -> dict[str, torch.Tensor]:
+    """transformers CLIPEncoderLayer keys -> ViCLIP ResidualAttentionBlock keys."""
+    out: dict[str, torch.Tensor] = {}
+    layers = sorted(
+        {int(m.group(1)) for k in src if (m := re.match(re.escape(src_prefix) + r"(\d+)\.", k))}
+    )
+    for i in layers:
+        s, d = f"{src_prefix}{i}.", f"{dst_prefix}{i}."
+        a = s + "self_attn."
+        out[d + "attn.in_proj_weight"] = torch.cat(
+            [src[a + f"{n}_proj.weight"] for n in "qkv"], dim=0
+        )  # (3W, W) = [q; k; v]
+        out[d + "attn.in_proj_bias"] = torch.cat([src[a + f"{n}_proj.bias"] for n in "qkv"])
+        pairs = {
+            "attn.out_proj": "self_attn.out_proj",
+            "ln_1": "layer_norm1",
+            "ln_2": "layer_norm2",
+            "mlp.c_fc": "mlp.fc1",
+            "mlp.c_proj": "mlp.fc2",
+        }
+        for ours, theirs in pairs.items():
+            for p in ("weight", "bias"):
+                out[f"{d}{ours}.{p}"] = src[f"{s}{theirs}.{p}"]
+    return out
+
+
+def clip_to_viclip_state(
+    clip: Mapping[str, torch.Tensor], cfg: ViCLIPConfig
+) -> dict[str, torch.Tensor]:
+    """A transformers CLIPModel state dict -> ViCLIP keys (no temporal positions; temp if the
+    CLIP has a logit_scale)."""
+    v, t = "vision_model.", "text_model."
+    out: dict[str, torch.Tensor] = {}
+    patch = clip[v + "embeddings.patch_embedding.weight"]  # (W, 3, p, p)
+    out["vision_encoder.conv1.weight"] = patch.unsqueeze(2)  # (W, 3, 1, p, p): inflated
+    out["vision_encoder.class_embedding"] = clip[v + "embeddings.class_embedding"]
+    pos = clip[v + "embeddings.position_embedding.weight"]  # (1 + g0^2, W)
+    out["vision_encoder.positional_embedding"] = _resize_positions(pos, cfg.grid_size)
+    for ours, theirs in (("ln_pre", "pre_layrnorm"), ("ln_post", "post_layernorm")):
+        for p in ("weight", "bias"):
+            out[f"vision_encoder.{ours}.{p}"] = clip[f"{v}{theirs}.{p}"]
+    out.update(_map_blocks(clip, v + "encoder.layers.", "vision_encoder.transformer.resblocks."))
+    out["vision_encoder.proj"] = clip["visual_projection.weight"].T  # (D, W) -> (W, D)
+
+    out["text_encoder.token_embedding.weight"] = clip[t + "embeddings.token_embedding.weight"]
+    tpos = clip[t + "embeddings.position_embedding.weight"]  # (77, Wt)
+    if tpos.shape[0] < cfg.context_length:
+        raise ValueError(
+            f"CLIP has {tpos.shape[0]} text positions, fewer than {cfg.context_length}"
+        )
+    out["text_encoder.positional_embedding"] = tpos[: cfg.context_length]  # (32, Wt)
+    for p in ("weight", "bias"):
+        out[f"text_encoder.ln_final.{p}"] = clip[f"{t}final_layer_norm.{p}"]
+    out.update(_map_blocks(clip, t + "encoder.layers.", "text_encoder.transformer.resblocks."))
+    out["text_encoder.text_projection"] = clip["text_projection.weight"].T  # (Dt, Wt) -> (Wt, D)
+    if "logit_scale" in clip:  # CLIP: logits = exp(logit_scale) x cosine; ViCLIP: cosine / temp
+        out["temp"] = torch.exp(-clip["logit_scale"].float()).reshape(())
+    return {k: val.detach().clone().contiguous() for k, val in out.items()}
+
+
+def _check_clip_config(clip_cfg: Any) -> None:
+    """Refuse CLIPs whose blocks differ from ours (QuickGELU, LayerNorm eps 1e-5)."""
+    for name in ("vision_config", "text_config"):
+        sub = getattr(clip_cfg, name, None)
+        if sub is None:
+            continue
+        act = getattr(sub, "hidden_act", "quick_gelu")
+        if act != "quick_gelu":
+            raise ValueError(
+                f"CLIP {name}.hidden_act is {act!r}: ViCLIP's blocks use QuickGELU, so this "
+                "checkpoint (not an OpenAI CLIP) would not reproduce its features"
+            )
+        eps = getattr(sub, "layer_norm_eps", 1e-5)
+        if abs(eps - 1e-5) > 1e-12:
+            log.warning("CLIP %s.layer_norm_eps is %g; ViCLIP uses 1e-5", name, eps)
+
+
+def init_from_clip(model: ViCLIP, clip_state_or_model: Any) -> ViCLIP:
+    """Load a transformers CLIPModel (module or state dict) into `model`, in place.
+
+    2D patch weights are inflated to the (1, p, p) kernel; the temporal positional embedding is
+    zeroed; shapes must otherwise match (raises CheckpointError naming the keys).
+    """
+    if isinstance(clip_state_or_model, nn.Module):
+        if hasattr(clip_state_or_model, "config"):
+            _check_clip_config(clip_state_or_model.config)
+        clip_state = clip_state_or_model.state_dict()
+    else:
+        log.warning("CLIP state dict without a config: assuming QuickGELU (OpenAI) blocks")
+        clip_state = dict(clip_state_or_model)
+    state = clip_to_viclip_state(clip_state, model.config)
+    state["vision_encoder.temporal_positional_embedding"] = torch.zeros_like(
+        model.vision_encoder.temporal_positional_embedding
+    )
+    if "temp" not in state:
+        state["temp"] = model.temp.detach().clone()
+    dev = model.device
+    state = {
+        k: v.to(dev, model.state_dict()[k].dtype) if k in model.state_dict() else v
+        for k, v in state.items()
+    }
+    check_state_dict(model, state)
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        model.temp.clamp_(min=model.config.temp_min)
+    return model
+
+
+def load_init(model: ViCLIP, init: str) -> None:
+    """`init`: "none", a ViCLIP checkpoint file, or a transformers CLIPModel folder / hub id."""
+    if init in ("", "none"):
+        return
+    path = Path(init)
+    if path.is_file():
+        state = read_state_dict(path)
+        check_state_dict(model, state)
+        model.load_state_dict(state, strict=True)
+        log.info("initialised from ViCLIP checkpoint %s", path)
+        return
+    from transformers import CLIPModel
+
+    clip = CLIPModel.from_pretrained(init)
+    init_from_clip(model, clip)
+    log.info("initialised from CLIP %s", init)
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+COLOURS = {  # name -> RGB in [0, 1]
+    "red": (0.9, 0.1, 0.1),
+    "green": (0.1, 0.8, 0.1),
+    "blue": (0.1, 0.2, 0.9),
+    "yellow": (0.9, 0.9, 0.1),
+}
+SHAPES = ("circle", "square", "triangle")
+DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}  # (dx, dy)
+
+
+class ShapesDataset(torch.utils.data.Dataset):
+    """A coloured shape moving left/right/up/down on a plain background; deterministic per index.
+
+    Item: ((T, 3, S, S) ImageNet-normalised frames, "a red circle moving left").
+    """
+
+    def __init__(self, num_samples: int, frames: int = 4, size: int = 32, seed: int = 0) -> None:
+        self.num_samples, self.frames, self.size, self.seed = num_samples, frames, size, seed
+        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(index)
+        rng = np.random.default_rng([self.seed, index])
+        colour = list(COLOURS)[rng.integers(len(COLOURS))]
+        shape = SHAPES[rng.integers(len(SHAPES))]
+        direction = list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
+        s, t = self.size, self.frames
+        r = max(2, s // 8)  # half size of the shape
+        travel = s - 2 * r - 2  # pixels the centre can move inside the frame
+        speed = travel / max(t - 1, 1)
+        dx, dy = DIRECTIONS[direction]
+        start = rng.uniform(r + 1, s - r - 1, size=2)  # (x, y)
+        if dx:
+            start[0] = r + 1 + (travel if dx < 0 else 0)
+        if dy:
+            start[1] = r + 1 + (travel if dy < 0 else 0)
+        background = rng.uniform(0.3, 0.6) * np.ones(3)
+        yy, xx = np.mgrid[0:s, 0:s].astype(np.float64)  # (S, S)
+        video = np.empty((t, s, s, 3), dtype=np.float32)  # (T, S, S, 3)
+        for i in range(t):
+            cx, cy = start[0] + dx * speed * i, start[1] + dy * speed * i
+            if shape == "circle":
+                inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+            elif shape == "square":
+                inside = (np.abs(xx - cx) <= r) & (np.abs(yy - cy) <= r)
+            else:  # point-up triangle
+                inside = (yy >= cy - r) & (yy <= cy + r) & (np.abs(xx - cx) <= (yy - cy + r) / 2)
+            video[i] = background
+            video[i][inside] = COLOURS[colour]
+        frames = torch.from_numpy(video).permute(0, 3, 1, 2)  # (T, 3, S, S)
+        return (frames - self.mean) / self.std, f"a {colour} {shape} moving {direction}"
+
+
+def batch_indices(position: int, batch_size: int, num_samples: int, seed: int) -> list[int]:
+    """Data indices of the batch starting at sample `position` (a per-epoch seeded shuffle)."""
+    out = []
+    for pos in range(position, position + batch_size):
+        epoch, offset = divmod(pos, num_samples)
+        perm = np.random.default_rng([seed, 1_000_003, epoch]).permutation(num_samples)
+        out.append(int(perm[offset]))
+    return out
+
+
+def make_batch(data: ShapesDataset, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> ((B, T, 3, S, S) frames, (B, 32) token ids)."""
+    items = [data[i] for i in indices]
+    return torch.stack([v for v, _ in items]), tokenize([c for _, c in items])
+
+
+# ------------------------------------------------------------------------------------------- loss
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """(B, D) per process -> (world * B, D); gradients flow into the local shard only."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[dist.get_rank()] = x  # the local tensor, with its autograd history
+    return torch.cat(parts, dim=0)
+
+
+def clip_loss(v: torch.Tensor, t: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over the global batch; v, t: (B, D) normalised, local shard."""
+    v_all, t_all = gather_with_grad(v), gather_with_grad(t)  # (G, D)
+    logits = logit_scale * v_all @ t_all.T  # (G, G)
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+# ----------------------------------------------------------------------------------- optimisation
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on weight matrices; none on biases, norms, embeddings, temp."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or "embedding" in name or name == "temp" or ".ln_" in name:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def warmup_cosine(total: int, warmup: int) -> Any:
+    """LR factor of step s: linear warm-up over `warmup` steps, then cosine to 0 at `total`."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
+    """torch.save to a temporary file beside `path`, then an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(dict(payload), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The highest-step ckpt_*.pt in `folder`, or None."""
+    folder = Path(folder)
+    found = [(int(m.group(1)), p) for p in folder.glob("ckpt_*.pt") if (m := CKPT_RE.match(p.name))]
+    return max(found)[1] if found else None
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
+    """`--config FILE`, `--resume`, `--resume-from FILE`, and `--<field> VALUE` overrides."""
+    parser = argparse.ArgumentParser(prog="internvid-train", description=__doc__)
+    parser.add_argument("--config", help="a TrainConfig .json / .yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from out/ckpt_*.pt")
+    parser.add_argument("--resume-from", help="continue from this checkpoint file")
+    fields = [f for f in dataclasses.fields(TrainConfig) if f.name != "extra"]
+    for f in fields:
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    base = TrainConfig.from_file(args.config).to_dict() if args.config else {}
+    for f in fields:
+        raw = getattr(args, f.name)
+        if raw is None:
+            continue
+        base[f.name] = _parse_value(raw, f.type)
+    return TrainConfig.from_dict(base), args
+
+
+def _parse_value(raw: str, type_name: Any) -> Any:
+    """A CLI string as the field's type: bools, numbers, JSON (dicts, lists), or the string."""
+    tn = str(type_name)
+    if tn == "bool":
+        if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"expected a boolean, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes")
+    if tn == "int":
+        return int(raw)
+    if tn == "float":
+        return float(raw)
+    if tn.startswith("tuple"):
+        return tuple(float(x) for x in raw.strip("()[]").split(","))
+    if raw.lstrip().startswith("{"):
+        return json.loads(raw)
+    return raw
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train; returns {"losses": per-step losses from step 1, "step", "checkpoint", "out"}."""
+    cfg, args = parse_args(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+    random.seed(cfg.seed + rank)
+    np.random.seed(cfg.seed + rank)
+    torch.manual_seed(cfg.seed)  # same init on every process
+    model = ViCLIP(cfg.model_config())
+    load_init(model, cfg.init)
+    if cfg.freeze_text:
+        model.freeze_text()
+    model.to(device)
+    log.info("%s: %.2fM parameters", model.config.name, count_parameters(model) / 1e6)
+
+    total = cfg.total_steps
+    optimizer = torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(total, round(cfg.warmup * total))
+    )
+    data = ShapesDataset(cfg.num_samples, cfg.frames, cfg.image_size, cfg.seed)
+    out = Path(cfg.out)
+    step, position, losses = 0, 0, []
+
+    resume_path = Path(args.resume_from) if args.resume_from else None
+    if args.resume and resume_path is None:
+        resume_path = latest_checkpoint(out)
+        if resume_path is None:
+            log.warning("--resume: no checkpoint in %s, starting afresh", out)
+    if resume_path is not None:
+        ckpt = torch.load(resume_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step, position, losses = ckpt["step"], ckpt["data_position"], list(ckpt["losses"])
+        rng = ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"]
+        _set_rng_state(rng)
+        log.info("resumed from %s at step %d", resume_path, step)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    def checkpoint_now() -> Path:
+        rngs: Any = _rng_state()
+        if distributed:
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, rngs)
+            rngs = gathered
+        path = out / f"ckpt_{step:07d}.pt"
+        if rank == 0:
+            payload = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "data_position": position,
+                "losses": losses,
+                "rng": rngs,
+                "config": cfg.to_dict(),
+            }
+            save_checkpoint(path, payload)
+            log.info("checkpoint %s", path)
+        return path
+
+    last_ckpt: Path | None = None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    model.train()
+    while step < total:
+        # every process reads its own slice of the global batch
+        idx = batch_indices(position + rank * cfg.batch_size, cfg.batch_size, len(data), cfg.seed)
+        videos, ids = make_batch(data, idx)  # (B, T, 3, S, S), (B, 32)
+        videos, ids = videos.to(device), ids.to(device)
+        model.clamp_temperature()
+        with autocast:
+            v = model.encode_video(videos, normalize=True)  # (B, D), masked in train mode
+            with torch.set_grad_enabled(not cfg.freeze_text):
+                t = model.encode_text(ids, normalize=True)  # (B, D)
+            loss = clip_loss(v.float(), t.float(), model.logit_scale.float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if distributed:  # each process holds the global loss's gradient through its shard
+            for p in model.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+        optimizer.step()
+        scheduler.step()
+        model.clamp_temperature()
+        step += 1
+        position += cfg.batch_size * world
+        value = loss.detach()
+        if distributed:
+            dist.all_reduce(value)
+            value /= world
+        losses.append(float(value))
+        if cfg.log_every and (step % cfg.log_every == 0 or step == 1):
+            log.info(
+                "step %d/%d loss %.4f lr %.3g", step, total, losses[-1], scheduler.get_last_lr()[0]
+            )
+        if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < total:
+            last_ckpt = checkpoint_now()
+    if last_ckpt is None or not last_ckpt.name.endswith(f"{step:07d}.pt"):
+        last_ckpt = checkpoint_now()
+    return {"losses": losses, "step": step, "checkpoint": str(last_ckpt), "out": str(out)}
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    main()

@@ -1,0 +1,138 @@
+"""ViCLIP training: smoke, loss falls, bitwise resume, CLIP init equivalence, config."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from internvid.models.tokenizer import tokenize
+from internvid.models.viclip import ViCLIP, ViCLIPConfig
+from internvid.train import ShapesDataset, TrainConfig, init_from_clip, latest_checkpoint, main
+
+TINY = ["--model", "tiny", "--frames", "4", "--image-size", "32", "--batch-size", "4"]
+
+
+def test_smoke_two_steps(tmp_path: Path) -> None:
+    result = main([*TINY, "--steps", "2", "--out", str(tmp_path)])
+    assert len(result["losses"]) == 2 and all(math.isfinite(x) for x in result["losses"])
+    ckpt = torch.load(result["checkpoint"], weights_only=True)
+    assert ckpt["step"] == 2 and ckpt["data_position"] == 8
+    assert set(ckpt) >= {"model", "optimizer", "scheduler", "rng", "losses"}
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically
+
+
+def test_loss_falls(tmp_path: Path) -> None:
+    args = [*TINY, "--steps", "40", "--lr", "2e-3", "--warmup", "0.1", "--mask-ratio", "0.5"]
+    losses = main([*args, "--num-samples", "64", "--out", str(tmp_path)])["losses"]
+    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
+    assert last < first - 0.1, (first, last)
+
+
+def test_resume_is_bitwise(tmp_path: Path) -> None:
+    args = [*TINY, "--steps", "6", "--ckpt-every", "3", "--num-samples", "10", "--lr", "1e-3"]
+    full = main([*args, "--out", str(tmp_path / "a")])["losses"]
+    step3 = tmp_path / "a" / "ckpt_0000003.pt"
+    assert step3.is_file() and latest_checkpoint(tmp_path / "a").name == "ckpt_0000006.pt"
+    (tmp_path / "b").mkdir()
+    shutil.copy(step3, tmp_path / "b" / step3.name)
+    resumed = main([*args, "--out", str(tmp_path / "b"), "--resume"])
+    assert resumed["step"] == 6
+    assert resumed["losses"][:3] == full[:3]
+    assert resumed["losses"][3:] == full[3:]  # bitwise: floats compared exactly
+
+
+def test_shapes_dataset_deterministic() -> None:
+    data = ShapesDataset(8, frames=4, size=32, seed=1)
+    (v1, c1), (v2, c2) = data[3], data[3]
+    assert v1.shape == (4, 3, 32, 32) and torch.equal(v1, v2) and c1 == c2
+    assert c1.startswith("a ") and " moving " in c1
+    assert not torch.equal(v1[0], v1[-1])  # it moves
+
+
+def test_config_rejects_unknown_and_loads_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown TrainConfig keys: bogus"):
+        TrainConfig.from_dict({"bogus": 1})
+    path = tmp_path / "c.yaml"
+    path.write_text("model: tiny\nsteps: 5\nbetas: [0.9, 0.95]\nmodel_extra: 1\n")
+    with pytest.raises(ValueError, match="model_extra"):
+        TrainConfig.from_file(path)
+    path.write_text("model: {vision_layers: 1, text_layers: 1}\nsteps: 5\nbetas: [0.9, 0.95]\n")
+    cfg = TrainConfig.from_file(path)
+    assert cfg.betas == (0.9, 0.95) and cfg.total_steps == 5
+    assert cfg.model_config().vision_layers == 1
+    (tmp_path / "c.json").write_text(json.dumps({"epochs": 2, "num_samples": 10}))
+    assert TrainConfig.from_file(tmp_path / "c.json").total_steps == 5
+
+
+def _tiny_clip(act: str = "quick_gelu", image_size: int = 32) -> Any:
+    transformers = pytest.importorskip("transformers")
+    common = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=2)
+    cfg = transformers.CLIPConfig(
+        text_config=dict(
+            **common,
+            num_attention_heads=2,
+            vocab_size=49408,
+            max_position_embeddings=77,
+            hidden_act=act,
+            eos_token_id=49407,
+        ),
+        vision_config=dict(
+            **common, num_attention_heads=2, image_size=image_size, patch_size=8, hidden_act=act
+        ),
+        projection_dim=16,
+    )
+    torch.manual_seed(0)
+    clip = transformers.CLIPModel(cfg).eval()
+    with torch.no_grad():  # non-trivial norms and embeddings
+        for name, p in clip.named_parameters():
+            if "norm" in name or "class_embedding" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    return clip
+
+
+def _features(out: object) -> torch.Tensor:
+    return out if isinstance(out, torch.Tensor) else out.pooler_output  # type: ignore[attr-defined]
+
+
+def test_init_from_clip_matches_clip_features() -> None:
+    clip = _tiny_clip()
+    model = ViCLIP(ViCLIPConfig.tiny(num_frames=4)).eval()
+    init_from_clip(model, clip)
+    assert torch.count_nonzero(model.vision_encoder.temporal_positional_embedding) == 0
+    assert torch.allclose(model.logit_scale, torch.tensor(math.exp(2.6592)))
+    torch.manual_seed(1)
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        ours = model.encode_video(images[:, None], normalize=True)  # (3, D): T = 1
+        theirs = F.normalize(_features(clip.get_image_features(pixel_values=images)), dim=-1)
+        assert (ours - theirs).abs().max() < 1e-5
+        ids = tokenize(["a red circle moving left", "a blue square", "x"])  # (3, 32)
+        ours_t = model.encode_text(ids, normalize=True)
+        theirs_t = F.normalize(_features(clip.get_text_features(input_ids=ids)), dim=-1)
+        assert (ours_t - theirs_t).abs().max() < 1e-5
+
+
+def test_init_from_clip_resizes_positions_and_refuses_gelu() -> None:
+    model = ViCLIP(ViCLIPConfig.tiny(num_frames=2, image_size=48))
+    init_from_clip(model, _tiny_clip())  # 4x4 grid -> 6x6 grid
+    assert model.vision_encoder.positional_embedding.shape == (37, 32)
+    with torch.no_grad():
+        assert torch.isfinite(model.encode_video(torch.randn(1, 2, 3, 48, 48))).all()
+    with pytest.raises(ValueError, match="QuickGELU"):
+        init_from_clip(ViCLIP(ViCLIPConfig.tiny()), _tiny_clip(act="gelu"))
+
+
+def test_main_inits_from_clip_folder(tmp_path: Path) -> None:
+    clip = _tiny_clip()
+    clip.save_pretrained(tmp_path / "clip")
+    result = main([*TINY, "--steps", "1", "--init", str(tmp_path / "clip"), "--out", str(tmp_path)])
+    state = torch.load(result["checkpoint"], weights_only=True)["model"]
+    text = state["text_encoder.token_embedding.weight"]  # frozen: still CLIP's
+    assert torch.equal(text, clip.text_model.embeddings.token_embedding.weight)
