@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,25 @@ def _no_error_logs(caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequ
         return
     errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
     assert not errors, f"unexpected ERROR log: {errors[0].getMessage()}"
+
+
+@pytest.fixture
+def localhost_only(monkeypatch: pytest.MonkeyPatch):
+    """Refuse, and fail the test on, any connection that is not to 127.0.0.1 (no internet).
+
+    yt-dlp turns the refusal into a download error, so the attempt is also recorded and checked
+    after the test: a test that expects a failure cannot pass by trying to reach the internet.
+    """
+    real_connect = socket.socket.connect
+    attempts: list[object] = []
+
+    def connect(self: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "::ffff:127.0.0.1"):
+            attempts.append(address)
+            raise ConnectionRefusedError(f"test tried to connect to {address!r}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    yield
+    assert attempts == [], f"connections outside 127.0.0.1: {attempts}"

@@ -8,7 +8,6 @@ connect is checked to go to 127.0.0.1.
 from __future__ import annotations
 
 import copy
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,26 +25,7 @@ from internvid.stages.download import MIN_BYTES, DownloadStage, classify_error, 
 TINY_BODY = b"hello, this is not a video\n"
 
 
-@pytest.fixture(autouse=True)
-def localhost_only(monkeypatch: pytest.MonkeyPatch):
-    """Refuse, and fail the test on, any connection that is not to 127.0.0.1 (no internet).
-
-    yt-dlp turns the refusal into a download error, so the attempt is also recorded and checked
-    after the test: a test that expects a failure cannot pass by trying to reach the internet.
-    """
-    real_connect = socket.socket.connect
-    attempts: list[object] = []
-
-    def connect(self: socket.socket, address: object) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::ffff:127.0.0.1"):
-            attempts.append(address)
-            raise ConnectionRefusedError(f"test tried to connect to {address!r}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    yield
-    assert attempts == [], f"connections outside 127.0.0.1: {attempts}"
+pytestmark = pytest.mark.usefixtures("localhost_only")  # no connection leaves 127.0.0.1
 
 
 @pytest.fixture(scope="session")

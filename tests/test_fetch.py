@@ -142,22 +142,7 @@ class HookServer(LocalServer):
         self.hooks.clear()
 
 
-@pytest.fixture(autouse=True)
-def localhost_only(monkeypatch: pytest.MonkeyPatch):
-    """Refuse, and fail the test on, any connection that is not to 127.0.0.1 (no internet)."""
-    real_connect = socket.socket.connect
-    attempts: list[object] = []
-
-    def connect(self: socket.socket, address: object) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::ffff:127.0.0.1"):
-            attempts.append(address)
-            raise ConnectionRefusedError(f"test tried to connect to {address!r}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    yield
-    assert attempts == [], f"connections outside 127.0.0.1: {attempts}"
+pytestmark = pytest.mark.usefixtures("localhost_only")  # no connection leaves 127.0.0.1
 
 
 @pytest.fixture(scope="module")

@@ -326,22 +326,6 @@ def _iter_units(
 # yt-dlp
 
 
-class _YtdlpLogger:
-    """Routes yt-dlp's messages into logging (its errors come back as exceptions anyway)."""
-
-    def debug(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    def info(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    def warning(self, msg: str) -> None:
-        log.debug("yt-dlp warning: %s", msg)
-
-    def error(self, msg: str) -> None:
-        log.debug("yt-dlp error: %s", msg)
-
-
 def _prune_info(info: dict[str, Any]) -> dict[str, Any]:
     """Keep what a clip download needs: the chosen formats, not every format and thumbnail."""
     info = {k: v for k, v in info.items() if k not in _HEAVY_INFO_KEYS}
@@ -438,6 +422,8 @@ class _Fetcher:
         self.infos = _InfoCache(self._fetch_info, max(INFO_CACHE_MIN, 4 * opts.workers), INFO_TTL)
 
     def _ydl_opts(self) -> dict[str, Any]:
+        from internvid.stages.download import YtdlpLogger
+
         return {
             "format": self.opts.format_selector(),
             "merge_output_format": "mp4",
@@ -446,7 +432,7 @@ class _Fetcher:
             "quiet": True,  # also makes yt-dlp run ffmpeg with -loglevel quiet
             "no_warnings": True,
             "noprogress": True,
-            "logger": _YtdlpLogger(),
+            "logger": YtdlpLogger(log, warning_level=logging.DEBUG),  # one per clip: quiet
             "retries": 0,  # our retry loop decides (with the global rate limit and backoff)
             "extractor_retries": 0,
             "fragment_retries": 0,

@@ -30,20 +30,25 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-class _YtdlpLogger:
-    """Routes yt-dlp's messages into logging (it prints to the terminal otherwise)."""
+class YtdlpLogger:
+    """Routes yt-dlp's messages into `logger` (it prints to the terminal otherwise); its errors
+    come back as exceptions, so they are logged at debug level only."""
+
+    def __init__(self, logger: logging.Logger = log, warning_level: int = logging.INFO):
+        self.logger = logger  # where the messages go
+        self.warning_level = warning_level  # level of yt-dlp's warnings
 
     def debug(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
+        self.logger.debug("yt-dlp: %s", msg)
 
     def info(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
+        self.logger.debug("yt-dlp: %s", msg)
 
     def warning(self, msg: str) -> None:
-        log.info("yt-dlp: %s", msg)
+        self.logger.log(self.warning_level, "yt-dlp warning: %s", msg)
 
     def error(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
+        self.logger.debug("yt-dlp error: %s", msg)
 
 
 def classify_error(message: str) -> str:
@@ -124,7 +129,7 @@ class DownloadStage(Stage):
             "noprogress": True,
             "retries": self.cfg.retries,
             "socket_timeout": self.cfg.socket_timeout,
-            "logger": _YtdlpLogger(),
+            "logger": YtdlpLogger(),
             "overwrites": True,
         }
         try:
