@@ -31,6 +31,7 @@ from internvid.io.atomic import (
     write_jsonl_atomic,
 )
 from internvid.io.release import MalformedRow, ReleaseRow, clip_from_row, iter_release_rows
+from internvid.log import CountingProgress
 from internvid.records import is_safe_id, make_clip_id, parse_clip_id
 from internvid.timecode import format_timecode
 
@@ -697,7 +698,7 @@ class _Download:
         self.done_before = 0  # units finished for good by an earlier invocation
         self.reused = 0
         self.n_rows = 0
-        self.bar: _Progress | None = None
+        self.bar: CountingProgress | None = None
         self._inputs_counted = 0  # input failures the progress bar has counted
 
     # -- units ------------------------------------------------------------------------------
@@ -850,7 +851,7 @@ class _Download:
                     self._commit(st)
 
         with (
-            _Progress(total, enabled=self.progress) as self.bar,
+            CountingProgress("rows", total, enabled=self.progress, eta=True) as self.bar,
             ThreadPoolExecutor(self.opts.workers, thread_name_prefix="fetch") as pool,
         ):
             try:
@@ -882,13 +883,13 @@ class _Download:
     def _advance(self, records: list[dict[str, Any]]) -> None:
         if self.bar is not None:
             ok = sum(1 for rec in records if rec.get("status") == "ok")
-            self.bar.advance(ok, len(records) - ok)
+            self.bar.advance(len(records), ok, len(records) - ok)
 
     def _advance_inputs(self) -> None:
         """Count the rows rejected on reading since the last call as done (and failed)."""
         new = len(self.input_failures) - self._inputs_counted
         if new and self.bar is not None:
-            self.bar.advance(0, new)
+            self.bar.advance(new, 0, new)
         self._inputs_counted += new
 
     # -- outputs ----------------------------------------------------------------------------
@@ -1017,52 +1018,6 @@ def _count_rows(meta: Path, limit: int | None) -> int:
             if raw.strip():
                 n += 1
     return n if limit is None else min(n, limit)
-
-
-class _Progress:
-    """A rich progress bar over metadata rows (off: does nothing)."""
-
-    def __init__(self, total: int | None, enabled: bool = True) -> None:
-        self.total, self.enabled = total, enabled
-        self.ok = self.failed = 0
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            from internvid.log import console
-
-            self.bar = Progress(
-                TextColumn("[bold]rows"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("download", total=self.total, info="")
-        return self
-
-    def advance(self, ok: int, failed: int) -> None:
-        """`ok` more rows with a clip, `failed` more without."""
-        self.ok += ok
-        self.failed += failed
-        if self.enabled and (ok or failed):
-            info = f"{self.ok} clips, {self.failed} failed"
-            self.bar.update(self.task, advance=ok + failed, info=info)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()
 
 
 @contextlib.contextmanager

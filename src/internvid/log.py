@@ -1,4 +1,4 @@
-"""Logging set-up for the CLI: rich output on stderr."""
+"""Logging set-up for the CLI: rich output on stderr, and the progress bar of long commands."""
 
 from __future__ import annotations
 
@@ -26,3 +26,49 @@ def quiet_noisy_loggers(level: int) -> None:
     """Libraries that log every file at INFO (PySceneDetect's "Detecting scenes...")."""
     for noisy in ("pyscenedetect", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+class CountingProgress:
+    """A rich progress bar over `unit`s that also shows the clips written and the items failed
+    so far (`enabled=False`: does nothing). `eta` adds the time remaining."""
+
+    def __init__(self, unit: str, total: int | None, enabled: bool = True, eta: bool = False):
+        self.unit, self.total, self.enabled, self.eta = unit, total, enabled, eta
+        self.clips = self.failed = 0
+
+    def __enter__(self) -> CountingProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            columns = [
+                TextColumn(f"[bold]{self.unit}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+            ]
+            if self.eta:
+                columns.append(TimeRemainingColumn())
+            self.bar = Progress(*columns, console=console, transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task(self.unit, total=self.total, info="")
+        return self
+
+    def advance(self, items: int, clips: int = 0, failed: int = 0) -> None:
+        """`items` more done, of which `clips` clips were written and `failed` items failed."""
+        self.clips += clips
+        self.failed += failed
+        if self.enabled and (items or clips or failed):
+            info = f"{self.clips} clips, {self.failed} failed"
+            self.bar.update(self.task, advance=items, info=info)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.stop()

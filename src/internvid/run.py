@@ -31,6 +31,7 @@ from internvid.io.atomic import (
 from internvid.io.release import ReleaseWriter, row_from_clip
 from internvid.io.shards import shard_name
 from internvid.io.tables import CLIP_SCHEMA, VIDEO_SCHEMA, row_to_clip, write_table_atomic
+from internvid.log import CountingProgress
 from internvid.sink import SCRATCH, ShardSink
 from internvid.stages.caption import CaptionStage, FuseStage
 from internvid.stages.collect import CollectFilter
@@ -210,12 +211,12 @@ def run(
     )
     executor = LocalExecutor(cfg.workers)
     resumed = []
-    with _Progress(len(samples), enabled=progress) as bar:
+    with CountingProgress("videos", len(samples), enabled=progress) as bar:
 
         def on_done(result: ShardResult, was_resumed: bool) -> None:
             if was_resumed:
                 resumed.append(result.index)
-            bar.advance(result)
+            bar.advance(result.videos, result.summary.get("clips", 0), len(result.failures))
 
         results = executor.run(pipeline, sink, shards, work_dir, on_done=on_done)
 
@@ -287,47 +288,3 @@ def finalize(
     )
     write_json_atomic(out_dir / "stats.json", summary.to_json())
     return summary
-
-
-class _Progress:
-    """A rich progress bar over videos, advanced as shards finish."""
-
-    def __init__(self, total: int, enabled: bool = True):
-        self.total, self.enabled = total, enabled
-        self.clips = self.failed = 0
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            from internvid.log import console
-
-            self.bar = Progress(
-                TextColumn("[bold]videos"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("run", total=self.total, info="")
-        return self
-
-    def advance(self, result: ShardResult) -> None:
-        self.clips += result.summary.get("clips", 0)
-        self.failed += len(result.failures)
-        if self.enabled:
-            info = f"{self.clips} clips, {self.failed} failed"
-            self.bar.update(self.task, advance=result.videos, info=info)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()
