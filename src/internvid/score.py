@@ -43,7 +43,7 @@ class ScoreSummary:
     notes: list[str] = field(default_factory=list)  # things a reader must know
 
 
-def _video_rows(out_dir: Path) -> dict[str, dict[str, Any]]:
+def video_rows(out_dir: Path) -> dict[str, dict[str, Any]]:
     path = out_dir / "videos.parquet"
     if not path.is_file():
         return {}
@@ -68,7 +68,7 @@ def _clip_file(out_dir: Path, clip: Clip, tmp: Path) -> Path | None:
     return target
 
 
-def _frames_for_video(
+def frames_for_video(
     out_dir: Path,
     video: dict[str, Any] | None,
     clips: list[Clip],
@@ -134,7 +134,7 @@ def score_folder(
     onepass = OnePass(None, 1, None, stage.frame_needs, fast_decode=True)
 
     clips = read_clips(clips_path)
-    videos = _video_rows(out_dir)
+    videos = video_rows(out_dir)
     by_shard: dict[Any, dict[str, list[Clip]]] = {}
     for clip in clips:
         by_shard.setdefault(clip.shard, {}).setdefault(clip.video_id, []).append(clip)
@@ -146,7 +146,7 @@ def score_folder(
             samples = []
             for vid, vclips in per_video.items():
                 row = videos.get(vid)
-                frames, failed = _frames_for_video(out_dir, row, vclips, onepass, Path(tmp))
+                frames, failed = frames_for_video(out_dir, row, vclips, onepass, Path(tmp))
                 for clip, reason, message in failed:
                     fail_rows.append(Failure(clip.clip_id, "score", reason, message, clip.source))
                     log.warning("%s: %s: %s", clip.clip_id, reason, message)

@@ -228,11 +228,11 @@ def embed_clips(
     shard (as `internvid score` reads them).
     """
     from internvid.media.onepass import FrameNeed, OnePass
-    from internvid.score import _frames_for_video, _video_rows
+    from internvid.score import frames_for_video, video_rows
 
     need = FrameNeed(NEED, "segments", NUM_FRAMES, width=FRAME_SIZE, height=FRAME_SIZE)
     onepass = OnePass(None, 1, None, (need,), fast_decode=True)
-    videos = _video_rows(out_dir)
+    videos = video_rows(out_dir)
     per_video: dict[str, list[Clip]] = {}
     for clip in clips:
         per_video.setdefault(clip.video_id, []).append(clip)
@@ -249,7 +249,7 @@ def embed_clips(
 
     with tempfile.TemporaryDirectory(prefix="internvid-search-") as tmp:
         for vid, vclips in per_video.items():
-            frames, bad = _frames_for_video(out_dir, videos.get(vid), vclips, onepass, Path(tmp))
+            frames, bad = frames_for_video(out_dir, videos.get(vid), vclips, onepass, Path(tmp))
             for clip, reason, message in bad:
                 log.warning("%s: not indexed: %s: %s", clip.clip_id, reason, message)
                 failed.append(clip.clip_id)

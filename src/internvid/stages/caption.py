@@ -20,10 +20,6 @@ MIDDLE = "caption_middle"  # frame need: the clip's middle frame (coarse scale)
 FINE = "caption_fine"  # frame need: frames at caption.fine_fps (fine scale)
 
 
-def _gpus(device: str) -> float:
-    return 1.0 if device.startswith("cuda") or device == "auto" else 0.0
-
-
 class CaptionStage(Stage):
     """Captions each clip's middle frame (coarse) and its frames at 1 fps (fine), batched across
     every clip of the batch; one generate() call per `caption.batch_size` images. When both scales
@@ -43,7 +39,7 @@ class CaptionStage(Stage):
         self.cfg = cfg
         self.models = models  # which models (names as configured)
         self.paths = paths  # name -> what from_pretrained gets (resolved before the run)
-        self.resources = Resources(cpus=1.0, gpus=_gpus(cfg.device))
+        self.resources = Resources.for_device(cfg.device)
         self.frame_needs = (
             FrameNeed(MIDDLE, "middle", short_side=cfg.frame_size),
             FrameNeed(FINE, "fps", cfg.fine_fps, short_side=cfg.frame_size),
@@ -134,7 +130,7 @@ class FuseStage(Stage):
         self.cfg = cfg
         self.models = models
         self.paths = paths
-        self.resources = Resources(cpus=1.0, gpus=_gpus(cfg.device))
+        self.resources = Resources.for_device(cfg.device)
         self._fuser: Fuser | None = None
 
     def __getstate__(self) -> dict:

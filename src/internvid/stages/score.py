@@ -74,10 +74,6 @@ def caption_percentiles(sims: np.ndarray) -> list[float | None]:
     return [float(x) for x in below / (n - 1)]
 
 
-def _gpus(device: str) -> float:
-    return 1.0 if device.startswith("cuda") or device == "auto" else 0.0
-
-
 class ScoreStage(Stage):
     """Scores each clip, batched across the clips of a batch of videos (a shard):
 
@@ -105,7 +101,7 @@ class ScoreStage(Stage):
         self.cfg = cfg
         self.models = models
         self.paths = paths  # configured name -> local folder / file / hub id (resolved)
-        self.resources = Resources(cpus=1.0, gpus=_gpus(cfg.device))
+        self.resources = Resources.for_device(cfg.device)
         want = set(cfg.scores)
         needs = []
         if "viclip_sim" in want:
