@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 import time
@@ -11,11 +12,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import torch
 import typer
+
+if TYPE_CHECKING:  # torch and numpy load inside the functions: `internvid --help` stays fast
+    import numpy as np
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ PROGRESS_EVERY_S = 10.0  # seconds between progress log lines
 # in an image-CLIP initialisation (the official zero-shot scripts skip it too).
 WISE_FT_EXCLUDE = ("vision_encoder.temporal_positional_embedding",)
 VIDEO_KEYS = ("video", "path", "video_path", "clip")  # annotation columns naming the video file
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = ("float32", "float16", "bfloat16")  # --dtype choices: torch dtype names
 
 # Zero-shot prompts for Kinetics-style action classes. This is CLIP's Kinetics-700 prompt list
 # (Radford et al., 2021; the "kinetics_templates" the ViCLIP/InternVideo zero-shot code builds on);
@@ -55,12 +58,30 @@ TEMPLATE_SETS = {"kinetics": KINETICS_TEMPLATES, "single": SINGLE_TEMPLATES}
 # ----------------------------------------------------------------------------------- metrics
 
 
+def _no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`@torch.no_grad()` that imports torch only when the function runs."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _as_tensor(x: Any) -> torch.Tensor:
+    import numpy as np
+    import torch
+
     return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
 
 
 def _rank_stats(ranks: torch.Tensor, prefix: str, ks: Iterable[int]) -> dict[str, float]:
     """R@K (percent), median and mean rank of 1-based ranks."""
+    import numpy as np
+
     r = ranks.double()
     out = {f"{prefix}_r{k}": float((r <= k).double().mean() * 100.0) for k in ks}
     out[f"{prefix}_medr"] = float(np.median(r.numpy()))  # numpy: the mean of the middle two
@@ -83,6 +104,9 @@ def retrieval_metrics(
     query's favour (optimistic), the usual protocol. Similarities are computed `chunk` query rows
     at a time: never more than chunk x max(V, T) scores at once; results do not depend on it.
     """
+    import numpy as np
+    import torch
+
     video, text = _as_tensor(video_emb), _as_tensor(text_emb)
     t2v = torch.as_tensor(np.asarray(text_to_video), dtype=torch.long).reshape(-1)
     num_v, num_t = video.shape[0], text.shape[0]
@@ -137,6 +161,9 @@ def classification_metrics(
     A clip's rank is 1 + the number of classes scoring strictly higher than its true class (ties
     optimistic, as in `retrieval_metrics`); top-k counts ranks <= k.
     """
+    import numpy as np
+    import torch
+
     video, classes = _as_tensor(video_emb), _as_tensor(class_emb)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
     if video.ndim != 2 or classes.ndim != 2 or video.shape[1] != classes.shape[1]:
@@ -331,7 +358,7 @@ def _progress(what: str, total: int) -> Callable[[int], None]:
     return tick
 
 
-@torch.no_grad()
+@_no_grad
 def encode_videos(
     model: Any,
     paths: Sequence[Path],
@@ -341,6 +368,8 @@ def encode_videos(
     workers: int = 2,
 ) -> torch.Tensor:
     """(V, D) normalised float32 embeddings of videos (decoded in `workers` threads)."""
+    import torch
+
     cfg = model.config
     tick = _progress("videos", len(paths))
     out = []
@@ -361,9 +390,11 @@ def encode_videos(
     return torch.cat(out)
 
 
-@torch.no_grad()
+@_no_grad
 def encode_texts(model: Any, texts: Sequence[str], batch_size: int = TEXT_BATCH) -> torch.Tensor:
     """(N, D) normalised float32 embeddings of texts."""
+    import torch
+
     from internvid.models.tokenizer import tokenize
 
     out = []
@@ -377,6 +408,8 @@ def class_embeddings(
     model: Any, classnames: Sequence[str], templates: Sequence[str]
 ) -> torch.Tensor:
     """(C, D): per class, the mean of its normalised prompt embeddings, renormalised."""
+    import torch
+
     prompts = [t.format(c) for c in classnames for t in templates]
     emb = encode_texts(model, prompts).reshape(len(classnames), len(templates), -1)
     return torch.nn.functional.normalize(emb.mean(1), dim=-1)
@@ -439,6 +472,8 @@ def load_model(
     alpha: float = 0.5,
 ) -> Any:
     """A ViCLIP in eval mode, optionally weight-averaged with another state dict (WiSE-FT)."""
+    import torch
+
     from internvid.models.viclip import load_viclip, read_state_dict
 
     source: Any = path
@@ -446,7 +481,7 @@ def load_model(
         state = wise_ft(read_state_dict(path), read_state_dict(wise_ft_path), alpha)
         log.info("wise-ft: averaged with %s (alpha %.2f)", wise_ft_path, alpha)
         source = state
-    return load_viclip(source, resolve_config(arch), device=device, dtype=DTYPES[dtype])
+    return load_viclip(source, resolve_config(arch), device=device, dtype=getattr(torch, dtype))
 
 
 # ---------------------------------------------------------------------------------------- run
