@@ -58,6 +58,19 @@ def run(
         int | None,
         typer.Option("--workers", "-w", help="Worker processes (default: config, else 1)."),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="local (worker processes on this machine) or ray (actor pools on a Ray "
+            "cluster, needs the ray extra; see docs/ray.md)."
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray executor: the cluster to join (auto, HOST:PORT); default: start Ray here."
+        ),
+    ] = None,
     videos_per_shard: Annotated[
         int | None, typer.Option(help="Source videos per work shard and WebDataset tar.")
     ] = None,
@@ -164,6 +177,8 @@ def run(
         raise typer.BadParameter(str(e), param_hint="--config") from e
     given = {  # options given on the command line override the config file
         ("workers",): workers,
+        ("executor",): executor,
+        ("ray", "address"): address,
         ("output", "videos_per_shard"): videos_per_shard,
         ("collect", "enabled"): collect,
         ("split", "min_clip_seconds"): min_clip,

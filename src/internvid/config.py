@@ -204,6 +204,22 @@ class OutputConfig:
 
 
 @dataclass
+class RayConfig:
+    """The Ray executor (`--executor ray`): which cluster, and how large each actor pool grows."""
+
+    # "" starts Ray on this machine; "auto" joins the cluster this node is part of (`ray start`);
+    # HOST:PORT or ray://HOST:PORT names a cluster's head
+    address: str = ""
+    # actors per pool of CPU stages; 0 lets each pool grow to what the cluster's CPUs allow
+    cpu_actors: int = 0
+    # actors per pool of GPU stages; 0 lets each pool grow to one per GPU of the cluster
+    gpu_actors: int = 0
+    # times a shard may start in a pool whose actor then dies (a decoder crash, out of memory)
+    # before its videos are recorded as worker_crashed failures, per invocation
+    max_attempts: int = 3
+
+
+@dataclass
 class RunConfig:
     """Everything `internvid run` needs besides the input list and the output folder."""
 
@@ -217,11 +233,15 @@ class RunConfig:
     cut: CutConfig = field(default_factory=CutConfig)  # clip files
     output: OutputConfig = field(default_factory=OutputConfig)  # shard layout
     workers: int = 1  # worker processes of the local executor (not part of the run's identity)
+    executor: str = "local"  # local (worker processes here) or ray (a Ray cluster's actor pools)
+    ray: RayConfig = field(default_factory=RayConfig)  # the Ray executor's cluster and pools
 
     # fields that may change between a run and its resume without changing the result
     RESUMABLE_CHANGES: typing.ClassVar[frozenset[str]] = frozenset(
         {
             "workers",
+            "executor",
+            "ray",
             "caption.device",
             "caption.batch_size",
             "caption.fusion_batch_size",
@@ -319,6 +339,12 @@ class RunConfig:
             (self.score.text_frame_size >= 32, "score.text_frame_size must be >= 32"),
             (self.output.videos_per_shard >= 1, "output.videos_per_shard must be >= 1"),
             (self.workers >= 1, "workers must be >= 1"),
+            (self.executor in ("local", "ray"), "executor must be local or ray"),
+            (
+                min(self.ray.cpu_actors, self.ray.gpu_actors) >= 0,
+                "ray.cpu_actors and ray.gpu_actors must be >= 0",
+            ),
+            (self.ray.max_attempts >= 1, "ray.max_attempts must be >= 1"),
         ]
         for ok, msg in checks:
             if not ok:

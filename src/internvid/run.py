@@ -172,6 +172,15 @@ def run(
     t0 = time.perf_counter()
     cfg = cfg or RunConfig()
     cfg.validate()
+    cannot_run: tuple[type[Exception], ...] = ()  # executor errors that stop the run cleanly
+    if cfg.executor == "ray":  # before anything is written: a missing Ray stops here
+        from internvid.engine.ray_executor import RayUnavailable, import_ray
+
+        cannot_run = (RayUnavailable,)
+        try:
+            import_ray()
+        except RayUnavailable as e:
+            raise RunError(str(e)) from e
     models = resolve_run_models(cfg)  # before anything is written: missing models stop here
     notes = [TINY_NOTE] if models.tiny else []
     for note in notes:
@@ -203,13 +212,13 @@ def run(
     sink = ShardSink(out_dir, keep_downloads=cfg.download.keep)
     shards = _shards(samples, cfg.output.videos_per_shard)
     log.info(
-        "%d videos in %d shards, %d worker(s); stages: %s",
+        "%d videos in %d shards, %s; stages: %s",
         len(samples),
         len(shards),
-        cfg.workers,
+        f"{cfg.workers} worker(s)" if cfg.executor == "local" else "Ray executor",
         " -> ".join(pipeline.names),
     )
-    executor = LocalExecutor(cfg.workers)
+    executor = make_executor(cfg)
     resumed = []
     with CountingProgress("videos", len(samples), enabled=progress) as bar:
 
@@ -218,7 +227,10 @@ def run(
                 resumed.append(result.index)
             bar.advance(result.videos, result.summary.get("clips", 0), len(result.failures))
 
-        results = executor.run(pipeline, sink, shards, work_dir, on_done=on_done)
+        try:
+            results = executor.run(pipeline, sink, shards, work_dir, on_done=on_done)
+        except cannot_run as e:  # the Ray cluster cannot run the stages (no GPU for one...)
+            raise RunError(str(e)) from e
 
     summary = finalize(
         out_dir,
@@ -230,6 +242,16 @@ def run(
         notes,
     )
     return summary
+
+
+def make_executor(cfg: RunConfig) -> Any:
+    """The executor `cfg.executor` names: local worker processes, or a Ray cluster's actors."""
+    if cfg.executor == "ray":
+        from internvid.engine.ray_executor import RayExecutor
+
+        r = cfg.ray
+        return RayExecutor(r.address, r.cpu_actors, r.gpu_actors, r.max_attempts)
+    return LocalExecutor(cfg.workers)
 
 
 def finalize(

@@ -6,13 +6,18 @@ import concurrent.futures as cf
 import logging
 import multiprocessing as mp
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from internvid.engine.pipeline import Pipeline
-from internvid.engine.sample import Failure, Sample
-from internvid.engine.shard import ShardResult, Sink, commit_shard, load_marker, process_shard
+from internvid.engine.sample import Sample
+from internvid.engine.shard import (
+    ShardResult,
+    Sink,
+    finished_shards,
+    give_up_shard,
+    process_shard,
+)
 from internvid.log import quiet_noisy_loggers
 
 log = logging.getLogger(__name__)
@@ -70,16 +75,11 @@ class LocalExecutor:
         `on_done(result, resumed)` is called per shard (resumed=True for markers found on disk).
         """
         work_dir = str(work_dir)
-        results: dict[int, ShardResult] = {}
-        todo = []
-        for i in range(len(shards)):
-            found = load_marker(work_dir, i)
-            if found is None:
-                todo.append(i)
-            else:
-                results[i] = found
-                if on_done:
-                    on_done(found, True)
+        results = finished_shards(work_dir, len(shards))
+        todo = [i for i in range(len(shards)) if i not in results]
+        if on_done:
+            for found in results.values():
+                on_done(found, True)
         if results:
             log.info("resuming: %d of %d shards already finished", len(results), len(shards))
 
@@ -131,24 +131,5 @@ class LocalExecutor:
             index,
             len(samples),
         )
-        failures = [
-            Failure(
-                s.id,
-                "worker",
-                "worker_crashed",
-                "the worker process died twice on this shard",
-                s.video.source,
-            )
-            for s in samples
-        ]
-        sink.clear_shard(index, samples)
-        return commit_shard(
-            sink,
-            index,
-            len(samples),
-            [],
-            pipeline.new_stats(),
-            failures,
-            work_dir,
-            time.perf_counter(),
-        )
+        message = "the worker process died twice on this shard"
+        return give_up_shard(pipeline, sink, index, samples, work_dir, message)

@@ -69,8 +69,18 @@ class Pipeline:
         self, samples: Iterable[Sample], stats: dict[str, StageStats], failures: list[Failure]
     ) -> list[Sample]:
         """Run every stage over `samples`, in batches of each stage's batch size."""
+        return self.run_stages(self.stages, samples, stats, failures)
+
+    @staticmethod
+    def run_stages(
+        stages: list[Stage],
+        samples: Iterable[Sample],
+        stats: dict[str, StageStats],
+        failures: list[Failure],
+    ) -> list[Sample]:
+        """Run `stages` (consecutive stages of a pipeline) the way `run` runs them all."""
         batch_in = list(samples)
-        for stage in self.stages:
+        for stage in stages:
             out: list[Sample] = []
             size = max(1, stage.batch_size)
             for i in range(0, len(batch_in), size):

@@ -71,6 +71,16 @@ def load_marker(work_dir: str | Path, index: int) -> ShardResult | None:
         return ShardResult.from_json(json.load(f))
 
 
+def finished_shards(work_dir: str | Path, count: int) -> dict[int, ShardResult]:
+    """The shards among `count` whose completion marker exists (an earlier run finished them)."""
+    found = {}
+    for i in range(count):
+        result = load_marker(work_dir, i)
+        if result is not None:
+            found[i] = result
+    return found
+
+
 def process_shard(
     pipeline: Pipeline, sink: Sink, index: int, samples: list[Sample], work_dir: str | Path
 ) -> ShardResult:
@@ -103,3 +113,26 @@ def commit_shard(
     result = ShardResult(index, videos, stats, failures, summary, time.perf_counter() - t0)
     write_json_atomic(marker_path(work_dir, index), result.to_json())
     return result
+
+
+def give_up_shard(
+    pipeline: Pipeline,
+    sink: Sink,
+    index: int,
+    samples: list[Sample],
+    work_dir: str | Path,
+    message: str,
+) -> ShardResult:
+    """Record every item of a shard whose worker keeps dying as failed, and mark it done."""
+    failures = [Failure(s.id, "worker", "worker_crashed", message, s.video.source) for s in samples]
+    sink.clear_shard(index, samples)
+    return commit_shard(
+        sink,
+        index,
+        len(samples),
+        [],
+        pipeline.new_stats(),
+        failures,
+        work_dir,
+        time.perf_counter(),
+    )

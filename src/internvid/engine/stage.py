@@ -28,11 +28,13 @@ class Resources:
 
     cpus: float = 1.0  # CPU cores per instance
     gpus: float = 0.0  # GPUs per instance (fractions share a GPU)
+    cpu_fallback: bool = False  # runs on CPUs alone where there is no GPU (device "auto")
 
     @classmethod
     def for_device(cls, device: str, cpus: float = 1.0) -> Resources:
         """A model stage's needs: one GPU unless its device is the CPU ("auto" may be a GPU)."""
-        return cls(cpus=cpus, gpus=1.0 if device.startswith("cuda") or device == "auto" else 0.0)
+        gpu = device.startswith("cuda") or device == "auto"
+        return cls(cpus=cpus, gpus=1.0 if gpu else 0.0, cpu_fallback=device == "auto")
 
 
 @dataclass
