@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from internvid.engine import Context, Pipeline, Resources, Sample, Stage
-from internvid.engine.ray_executor import RayExecutor, import_ray
+from internvid.engine.ray_executor import RayExecutor, import_ray, overlap_seconds
 from internvid.records import Clip, Video
 
 log = logging.getLogger("ray_gpu_check")
@@ -97,20 +97,6 @@ class ListSink:
     def write_shard(self, index, samples) -> dict:
         clips = [c for s in samples for c in s.clips]
         return {"clips": len(clips), "devices": sorted({c.meta["embed_device"] for c in clips})}
-
-
-def overlap_seconds(trace: list[dict], pool: str) -> float:
-    """Seconds during which `pool` and some other pool were both working (on other shards)."""
-    mine = [(t["start"], t["end"]) for t in trace if t["pool"] == pool]
-    others = [(t["start"], t["end"]) for t in trace if t["pool"] != pool]
-    events = sorted([(a, 1, 0) for a, _ in mine] + [(b, -1, 0) for _, b in mine]
-                    + [(a, 0, 1) for a, _ in others] + [(b, 0, -1) for _, b in others])  # fmt: skip
-    total, m, o, last = 0.0, 0, 0, None
-    for t, dm, do in events:
-        if last is not None and m > 0 and o > 0:
-            total += t - last
-        m, o, last = m + dm, o + do, t
-    return total
 
 
 def main() -> int:

@@ -27,12 +27,13 @@ from internvid.engine.ray_executor import (
     RayUnavailable,
     driver_pythonpath,
     plan_groups,
+    pool_report,
 )
 from internvid.engine.shard import load_marker
 from internvid.records import Video
 from internvid.stages.caption import CaptionStage
 from internvid.stages.score import ScoreStage, score_models
-from toy_stages import JsonSink, KeepEven, MakeClips, read_sink
+from toy_stages import JsonSink, KeepEven, MakeClips, Sleep, read_sink
 
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -241,6 +242,24 @@ def test_killed_ray_run_resumes_without_redoing_shards(tmp_path, demo_videos, ra
     assert stats["shards"] == 12 and stats["shards_resumed"] == len(done_before)
     assert read_rows(out) == read_rows(tmp_path / "local")
     assert not list(work.glob("*.attempts.json"))
+
+
+def test_shards_stream_while_the_gpu_pool_works(tmp_path, ray_cluster):
+    stages = [
+        Sleep("decode", 0.3),
+        Sleep("model", 0.3, Resources.for_device("auto")),  # gpus=1: the cluster's logical GPU
+        Sleep("pack", 0.05),
+    ]
+    shards = [[Sample(Video(id=f"v{i}", source=f"/x/{i}.mp4"))] for i in range(12)]
+    executor = RayExecutor()
+    results = executor.run(Pipeline(stages), JsonSink(str(tmp_path)), shards, tmp_path / "work")
+    assert [r.index for r in results] == list(range(12))
+    report = pool_report(executor.trace)
+    assert [g.stages for g in executor.groups] == [["decode"], ["model"], ["pack"]]
+    assert report["model"]["gpu_ids"] == ["0"] and report["model"]["actors"] == 1
+    assert report["decode"]["gpu_ids"] == report["pack"]["gpu_ids"] == []
+    # the GPU pool worked on some shards while the CPU pools worked on others
+    assert report["model"]["beside_others_s"] > 0.3, report
 
 
 @pytest.mark.allow_error_logs

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
-from internvid.engine import Context, Filter, Sample, Stage, StageError
+from internvid.engine import Context, Filter, Resources, Sample, Stage, StageError
 from internvid.io.atomic import write_json_atomic
 from internvid.records import Clip
 
@@ -67,3 +68,18 @@ class JsonSink:
 
 def read_sink(folder: str | Path) -> dict[int, list[str]]:
     return {int(p.stem): json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}
+
+
+class Sleep(Stage):
+    """Waits `seconds` a batch, leaving the CPU free: work whose overlap can be measured."""
+
+    needs = frozenset({"video"})
+
+    def __init__(self, name: str, seconds: float, resources: Resources | None = None):
+        self.name = name
+        self.seconds = seconds
+        self.resources = resources or Resources()
+
+    def process(self, batch: list[Sample], ctx: Context) -> list[Sample]:
+        time.sleep(self.seconds)
+        return batch

@@ -297,6 +297,39 @@ def _cuda_device() -> str:
     return ""
 
 
+def overlap_seconds(trace: list[dict[str, Any]], pool: str) -> float:
+    """Seconds during which `pool` and at least one other pool were both working."""
+    events = []
+    for t in trace:
+        mine = t["pool"] == pool
+        events += [(t["start"], int(mine), int(not mine)), (t["end"], -int(mine), -int(not mine))]
+    total, m, o, last = 0.0, 0, 0, 0.0
+    for at, dm, do in sorted(events):
+        if m > 0 and o > 0:
+            total += at - last
+        m, o, last = m + dm, o + do, at
+    return total
+
+
+def pool_report(trace: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per pool: actors (processes) used, GPU ids they held, seconds busy and beside others."""
+    pools: dict[str, dict[str, Any]] = {}
+    for t in trace:
+        p = pools.setdefault(t["pool"], {"actors": set(), "gpu_ids": set(), "busy_s": 0.0})
+        p["actors"].add(t["pid"])
+        p["gpu_ids"].update(t["gpu_ids"])
+        p["busy_s"] += t["end"] - t["start"]
+    return {
+        name: {
+            "actors": len(p["actors"]),
+            "gpu_ids": sorted(p["gpu_ids"]),
+            "busy_s": round(p["busy_s"], 3),
+            "beside_others_s": round(overlap_seconds(trace, name), 3),
+        }
+        for name, p in pools.items()
+    }
+
+
 # --- the executor --------------------------------------------------------------------------------
 
 
@@ -426,3 +459,12 @@ class RayExecutor:
             state: ShardState = pickle.loads(row["state"])
             self.trace.extend({"shard": state.index, **t} for t in state.trace)
             yield ShardResult.from_json(state.result)
+        for name, p in pool_report(self.trace).items():
+            log.info(
+                "pool %s: %d actor(s)%s, busy %.1f s, %.1f s of it beside other pools",
+                name,
+                p["actors"],
+                f" on GPU(s) {','.join(p['gpu_ids'])}" if p["gpu_ids"] else "",
+                p["busy_s"],
+                p["beside_others_s"],
+            )
