@@ -182,3 +182,33 @@ def test_index_save_and_load_round_trip(tmp_path):
         assert np.allclose(S.index_vectors(back), x)
         _, pos = S.search_index(back, x[3], 1)
         assert pos.tolist() == [3]
+
+
+def test_each_clip_is_found_first_by_its_own_caption(run_dir, cache, monkeypatch):
+    """An index of known embeddings: every clip's caption finds that clip first, through the
+    real index, its saved ids and the CLI (tiny models are random, so embeddings are given)."""
+    clips = read_clips(run_dir / "clips.parquet")
+    assert len(clips) >= 3
+    rng = np.random.default_rng(0)
+    dim = 16
+    basis = np.linalg.qr(rng.normal(size=(dim, dim)))[0]  # orthonormal rows
+    known = {c.clip_id: basis[i % dim] * (1 if i < dim else -1) for i, c in enumerate(clips)}
+    captions = {f"the clip {cid} in words": cid for cid in known}
+
+    def fake_embed_clips(out_dir, clips_, lm, batch_size=32):
+        ids = [c.clip_id for c in reversed(clips_)]  # index order differs from table order
+        return ids, np.stack([known[i] for i in ids]).astype(np.float32), []
+
+    def fake_embed_text(lm, query):
+        vec = known[captions[query]] + 0.05 * rng.normal(size=dim)  # a noisy copy
+        return (vec / np.linalg.norm(vec)).astype(np.float32)
+
+    monkeypatch.setattr(S, "embed_clips", fake_embed_clips)
+    monkeypatch.setattr(S, "embed_text", fake_embed_text)
+    for caption, cid in captions.items():
+        args = ["search", str(run_dir), caption, "--models", "tiny", "--cache-dir", str(cache)]
+        result = runner.invoke(APP, [*args, "--json", "--top", "3"])
+        assert result.exit_code == 0, result.output
+        hits = json.loads(result.stdout)["hits"]
+        assert hits[0]["clip_id"] == cid and hits[0]["score"] > 0.8
+        assert hits[1]["score"] < 0.5

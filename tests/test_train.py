@@ -136,3 +136,63 @@ def test_main_inits_from_clip_folder(tmp_path: Path) -> None:
     state = torch.load(result["checkpoint"], weights_only=True)["model"]
     text = state["text_encoder.token_embedding.weight"]  # frozen: still CLIP's
     assert torch.equal(text, clip.text_model.embeddings.token_embedding.weight)
+
+
+def test_every_shipped_config_loads() -> None:
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert {p.name for p in configs} >= {"shapes.yaml", "viclip_b16_finish.yaml"}
+    for path in configs:
+        cfg = TrainConfig.from_file(path)
+        cfg.model_config()  # the model section is valid too
+    finish = TrainConfig.from_file(configs[0].parent / "viclip_b16_finish.yaml")
+    assert (finish.mask_ratio, finish.lr, finish.epochs) == (0.0, 4e-6, 0.5)
+
+
+def test_heldout_scores_count_ties_against_the_model() -> None:
+    from internvid.train import evaluate_shapes
+
+    model = ViCLIP(ViCLIPConfig.tiny(num_frames=4))
+    with torch.no_grad():  # a collapsed video tower: every clip has the same embedding
+        model.vision_encoder.proj.zero_()
+        model.vision_encoder.ln_post.bias.fill_(1.0)
+    scores = evaluate_shapes(model, frames=4, size=32, sets=1)
+    assert scores == {"t2v_r1": 0.0, "direction_acc": 0.0, "clips": 48.0}
+
+
+def test_shapes_single_frames_do_not_tell_the_direction() -> None:
+    """Over many clips, the shape's mean position in any one frame is the same for every
+    direction (it wraps around): only the order of frames tells the direction."""
+    data = ShapesDataset(400, frames=4, size=32, seed=3)
+    by_dir: dict[str, list[torch.Tensor]] = {}
+    for i in range(len(data)):
+        video, caption = data[i]
+        by_dir.setdefault(caption.split()[-1], []).append(video.std(dim=1))  # (T, S, S) edges
+    means = {d: torch.stack(v).mean(0) for d, v in by_dir.items()}  # (T, S, S) per direction
+    for t in range(4):
+        frames = [means[d][t] for d in sorted(means)]
+        spread = max(float((a - b).abs().mean()) for a in frames for b in frames)
+        assert spread < 0.25 * float(frames[0].mean()), t
+
+
+def test_cli_train_with_config_writes_wise_ft_and_inits_from_a_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from internvid.cli import app
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: tiny\nframes: 4\nimage_size: 32\nbatch_size: 2\nsteps: 2\n")
+    first = tmp_path / "first"
+    result = CliRunner().invoke(app, ["train", "--config", str(cfg), "--out", str(first)])
+    assert result.exit_code == 0, result.output
+    assert latest_checkpoint(first).name == "ckpt_0000002.pt"
+    second = tmp_path / "second"
+    args = ["train", "--config", str(cfg), "--out", str(second), "--init", str(first)]
+    result = CliRunner().invoke(app, [*args, "--wise-ft", "0.5", "--lr", "0"])
+    assert result.exit_code == 0, result.output
+    trained = torch.load(latest_checkpoint(first), weights_only=True)["model"]
+    averaged = torch.load(second / "wise_ft.pth", weights_only=True)["model"]
+    # lr 0: the second run's weights are its init, so the average equals the first run's
+    for key, value in trained.items():
+        assert torch.allclose(averaged[key], value, atol=1e-6), key
+    bad = CliRunner().invoke(app, ["train", "--config", str(cfg), "--bogus", "1"])
+    assert bad.exit_code != 0

@@ -341,6 +341,7 @@ _COMMAND_MODULES = (
     "internvid.fetch",
     "internvid.evaluate",
     "internvid.search",
+    "internvid.train_cli",
 )
 
 

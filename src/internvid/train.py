@@ -1,9 +1,10 @@
-"""ViCLIP training: CLIP init, masked contrastive training on a synthetic task, exact resume."""
+"""ViCLIP training: CLIP init, masked contrastive training on shards or shapes, exact resume."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -42,10 +43,11 @@ CKPT_RE = re.compile(r"^ckpt_(\d+)\.pt$")
 class TrainConfig:
     """Everything a training run needs; `from_dict` / `from_file` reject unknown keys."""
 
-    model: str | dict[str, Any] = "tiny"  # "tiny" / "b16" / "l14", or ViCLIPConfig fields
+    model: str | dict[str, Any] = "tiny"  # "tiny"/"b16"/"l14", or ViCLIPConfig fields (+"preset")
     init: str = "none"  # "none", a ViCLIP .pth/.safetensors, or a transformers CLIPModel dir/id
-    data: str = "shapes"  # the training task; only the synthetic "shapes" for now
-    num_samples: int = 256  # clips in the synthetic data set (one epoch)
+    data: str = "shapes"  # "shapes" (synthetic task) or our shards: run folder, glob or .tar
+    num_samples: int = 256  # clips in the synthetic data set (one epoch); shards: all clips
+    decode_threads: int = 4  # shards: threads decoding the clips of a batch
     frames: int = 4  # T frames per clip (also the model's num_frames)
     image_size: int = 32  # frame side S in pixels (also the model's image_size)
     batch_size: int = 4  # clips per step per process
@@ -58,6 +60,7 @@ class TrainConfig:
     eps: float = 1e-6  # AdamW epsilon
     mask_ratio: float = 0.9  # fraction of video patch tokens dropped per clip in training
     freeze_text: bool = True  # the text tower gets no gradient (official recipe)
+    temp_init: float = 0.0  # initial temperature when not loaded; 0: the model's (0.01)
     bf16: bool = False  # bfloat16 autocast (GPU; CPU works but is slow)
     grad_checkpointing: bool = False  # recompute transformer blocks in backward
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resume on GPU)
@@ -65,12 +68,13 @@ class TrainConfig:
     out: str = "runs/viclip"  # output folder: checkpoints and config.json
     ckpt_every: int = 0  # write a checkpoint every N steps (0: only at the end)
     log_every: int = 10  # log the loss every N steps
+    wise_ft: float = 0.0  # > 0: also write wise_ft.pth = (1 - a) x trained + a x other weights
+    wise_ft_with: str = ""  # the other weights: "" this run's initial ones, or an `init` spec
+    eval_sets: int = 0  # shapes: held-out sets of the 48 captions scored at the end (0: none)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, stored as is
 
     def __post_init__(self) -> None:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        if self.data != "shapes":
-            raise ValueError(f"unknown data {self.data!r}: only 'shapes' is available")
         if self.batch_size < 1 or self.num_samples < 1 or self.frames < 1:
             raise ValueError("batch_size, num_samples and frames must be >= 1")
         if not 0.0 <= self.warmup < 1.0:
@@ -78,9 +82,14 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
+        """Optimiser steps on the synthetic task (shards: `steps_for(len(data), world)`)."""
+        return self.steps_for(self.num_samples)
+
+    def steps_for(self, num_samples: int, world: int = 1) -> int:
+        """`steps`, or `epochs` passes over `num_samples` clips at the global batch size."""
         if self.steps > 0:
             return self.steps
-        return max(1, math.ceil(self.epochs * self.num_samples / self.batch_size))
+        return max(1, math.ceil(self.epochs * num_samples / (self.batch_size * world)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -119,12 +128,20 @@ class TrainConfig:
             mask_ratio=self.mask_ratio,
             grad_checkpointing=self.grad_checkpointing,
         )
-        if isinstance(self.model, Mapping):
-            return ViCLIPConfig.from_dict({**self.model, **knobs})
+        if self.temp_init > 0:
+            knobs["temp_init"] = self.temp_init
         presets = {"tiny": ViCLIPConfig.tiny, "b16": ViCLIPConfig.b16, "l14": ViCLIPConfig.l14}
-        if self.model not in presets:
-            raise ValueError(f"unknown model {self.model!r}: one of {sorted(presets)} or a dict")
-        return presets[self.model](**knobs)
+        if isinstance(self.model, Mapping):  # ViCLIPConfig fields, over {"preset": NAME} if given
+            fields = dict(self.model)
+            preset = fields.pop("preset", None)
+            if preset is None:
+                return ViCLIPConfig.from_dict({**fields, **knobs})
+            name, overrides = preset, {**fields, **knobs}
+        else:
+            name, overrides = self.model, knobs
+        if name not in presets:
+            raise ValueError(f"unknown model {name!r}: one of {sorted(presets)} or a dict")
+        return presets[name](**overrides)
 
 
 # -------------------------------------------------------------------------------------- CLIP init
@@ -255,10 +272,13 @@ def init_from_clip(model: ViCLIP, clip_state_or_model: Any) -> ViCLIP:
 
 
 def load_init(model: ViCLIP, init: str) -> None:
-    """`init`: "none", a ViCLIP checkpoint file, or a transformers CLIPModel folder / hub id."""
+    """`init`: "none", a ViCLIP checkpoint file, a training run folder (its newest ckpt_*.pt),
+    or a transformers CLIPModel folder / hub id."""
     if init in ("", "none"):
         return
     path = Path(init)
+    if path.is_dir() and (newest := latest_checkpoint(path)) is not None:
+        path = newest
     if path.is_file():
         state = read_state_dict(path)
         check_state_dict(model, state)
@@ -283,54 +303,76 @@ COLOURS = {  # name -> RGB in [0, 1]
 }
 SHAPES = ("circle", "square", "triangle")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}  # (dx, dy)
+N_COMBOS = len(COLOURS) * len(SHAPES) * len(DIRECTIONS)  # 48 distinct captions
 
 
 class ShapesDataset(torch.utils.data.Dataset):
-    """A coloured shape moving left/right/up/down on a plain background; deterministic per index.
+    """A coloured shape moving left/right/up/down across a plain background, wrapping around at
+    the edges (a torus), from a uniformly random start; deterministic per index.
 
+    Every single frame therefore shows the shape at a uniformly random place whatever the
+    direction: only the order of the frames tells the direction (an image model cannot).
     Item: ((T, 3, S, S) ImageNet-normalised frames, "a red circle moving left").
+    `combos`: draw the (colour, shape, direction) of item i as the i-th of all 48 combinations
+    (mod 48) instead of at random: a held-out set with each caption once.
     """
 
-    def __init__(self, num_samples: int, frames: int = 4, size: int = 32, seed: int = 0) -> None:
+    def __init__(
+        self, num_samples: int, frames: int = 4, size: int = 32, seed: int = 0, combos: bool = False
+    ) -> None:
         self.num_samples, self.frames, self.size, self.seed = num_samples, frames, size, seed
+        self.combos = combos
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
     def __len__(self) -> int:
         return self.num_samples
 
+    def labels(self, index: int) -> tuple[str, str, str]:
+        """(colour, shape, direction) of item `index`."""
+        if self.combos:
+            c, rest = divmod(index % N_COMBOS, len(SHAPES) * len(DIRECTIONS))
+            s, d = divmod(rest, len(DIRECTIONS))
+            return list(COLOURS)[c], SHAPES[s], list(DIRECTIONS)[d]
+        rng = np.random.default_rng([self.seed, index, 1])
+        return (
+            list(COLOURS)[rng.integers(len(COLOURS))],
+            SHAPES[rng.integers(len(SHAPES))],
+            list(DIRECTIONS)[rng.integers(len(DIRECTIONS))],
+        )
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         if not 0 <= index < self.num_samples:
             raise IndexError(index)
-        rng = np.random.default_rng([self.seed, index])
-        colour = list(COLOURS)[rng.integers(len(COLOURS))]
-        shape = SHAPES[rng.integers(len(SHAPES))]
-        direction = list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
+        colour, shape, direction = self.labels(index)
+        rng = np.random.default_rng([self.seed, index, 2])
         s, t = self.size, self.frames
         r = max(2, s // 8)  # half size of the shape
-        travel = s - 2 * r - 2  # pixels the centre can move inside the frame
-        speed = travel / max(t - 1, 1)
+        speed = s / (2 * max(t, 2))  # pixels per frame: half the frame over the clip
         dx, dy = DIRECTIONS[direction]
-        start = rng.uniform(r + 1, s - r - 1, size=2)  # (x, y)
-        if dx:
-            start[0] = r + 1 + (travel if dx < 0 else 0)
-        if dy:
-            start[1] = r + 1 + (travel if dy < 0 else 0)
+        start = rng.uniform(0, s, size=2)  # (x, y) of the centre, anywhere
         background = rng.uniform(0.3, 0.6) * np.ones(3)
         yy, xx = np.mgrid[0:s, 0:s].astype(np.float64)  # (S, S)
         video = np.empty((t, s, s, 3), dtype=np.float32)  # (T, S, S, 3)
         for i in range(t):
             cx, cy = start[0] + dx * speed * i, start[1] + dy * speed * i
+            ox = (xx - cx + s / 2) % s - s / 2  # offsets from the centre on the torus
+            oy = (yy - cy + s / 2) % s - s / 2
             if shape == "circle":
-                inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+                inside = ox**2 + oy**2 <= r * r
             elif shape == "square":
-                inside = (np.abs(xx - cx) <= r) & (np.abs(yy - cy) <= r)
+                inside = (np.abs(ox) <= r) & (np.abs(oy) <= r)
             else:  # point-up triangle
-                inside = (yy >= cy - r) & (yy <= cy + r) & (np.abs(xx - cx) <= (yy - cy + r) / 2)
+                inside = (oy >= -r) & (oy <= r) & (np.abs(ox) <= (oy + r) / 2)
             video[i] = background
             video[i][inside] = COLOURS[colour]
         frames = torch.from_numpy(video).permute(0, 3, 1, 2)  # (T, 3, S, S)
         return (frames - self.mean) / self.std, f"a {colour} {shape} moving {direction}"
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(seed: int, epoch: int, num_samples: int) -> np.ndarray:
+    return np.random.default_rng([seed, 1_000_003, epoch]).permutation(num_samples)
 
 
 def batch_indices(position: int, batch_size: int, num_samples: int, seed: int) -> list[int]:
@@ -338,15 +380,65 @@ def batch_indices(position: int, batch_size: int, num_samples: int, seed: int) -
     out = []
     for pos in range(position, position + batch_size):
         epoch, offset = divmod(pos, num_samples)
-        perm = np.random.default_rng([seed, 1_000_003, epoch]).permutation(num_samples)
-        out.append(int(perm[offset]))
+        out.append(int(_epoch_order(seed, epoch, num_samples)[offset]))
     return out
 
 
-def make_batch(data: ShapesDataset, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> ((B, T, 3, S, S) frames, (B, 32) token ids)."""
-    items = [data[i] for i in indices]
+def make_batch(
+    data: Any, indices: Sequence[int], draws: Sequence[int] | None = None, pool: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> ((B, T, 3, S, S) frames, (B, 32) token ids). Shards: item i gets the training
+    randomness of draws[i], decoded on `pool` (a thread pool) when given."""
+    if hasattr(data, "item"):  # ShardClips
+        draws = list(draws) if draws is not None else [None] * len(indices)
+        mapper = pool.map if pool is not None else map
+        items = list(mapper(data.item, indices, draws))
+    else:
+        items = [data[i] for i in indices]
     return torch.stack([v for v, _ in items]), tokenize([c for _, c in items])
+
+
+def load_data(cfg: TrainConfig) -> Any:
+    """The training set of `cfg.data`: the synthetic shapes, or the clips of our shards."""
+    if cfg.data == "shapes":
+        return ShapesDataset(cfg.num_samples, cfg.frames, cfg.image_size, cfg.seed)
+    from internvid.train_data import ShardClips
+
+    return ShardClips(cfg.data, frames=cfg.frames, size=cfg.image_size, train=True)
+
+
+@torch.no_grad()
+def evaluate_shapes(
+    model: ViCLIP, frames: int, size: int, seed: int = 10_000, sets: int = 4
+) -> dict[str, float]:
+    """Held-out retrieval on the shapes task: `sets` fresh sets of the 48 captions, a clip each.
+
+    t2v_r1: percent of captions whose own clip ranks first among the 48 (chance 2.1%);
+    direction_acc: percent of clips whose caption beats the three with the same colour and shape
+    but another direction (chance 25%; an image model cannot beat chance). Ties count against
+    the model (a collapsed model scores 0, not 100).
+    """
+    was_training = model.training
+    model.eval()
+    texts = [ShapesDataset(N_COMBOS, 1, size, combos=True)[i][1] for i in range(N_COMBOS)]
+    t = model.encode_text(texts, normalize=True).float()  # (48, D)
+    hits, dir_hits = 0, 0
+    for k in range(sets):
+        data = ShapesDataset(N_COMBOS, frames, size, seed=seed + k, combos=True)
+        videos = torch.stack([data[i][0] for i in range(N_COMBOS)]).to(model.device)
+        v = model.encode_video(videos, normalize=True).float()  # (48, D)
+        sims = t @ v.T  # (48 texts, 48 videos); text i belongs to video i
+        own = sims.diagonal()
+        hits += int(((sims >= own[:, None]).sum(1) == 1).sum())
+        per_video = sims.T  # (48 videos, 48 texts)
+        groups = per_video.reshape(N_COMBOS, N_COMBOS // len(DIRECTIONS), len(DIRECTIONS))
+        idx = torch.arange(N_COMBOS)
+        mine = groups[idx, idx // len(DIRECTIONS)]  # (48, 4): same colour + shape
+        gt = mine[idx, idx % len(DIRECTIONS)]
+        dir_hits += int(((mine >= gt[:, None]).sum(1) == 1).sum())
+    model.train(was_training)
+    n = sets * N_COMBOS
+    return {"t2v_r1": 100.0 * hits / n, "direction_acc": 100.0 * dir_hits / n, "clips": float(n)}
 
 
 # ------------------------------------------------------------------------------------------- loss
@@ -486,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train; returns {"losses": per-step losses from step 1, "step", "checkpoint", "out"}."""
     cfg, args = parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed and not dist.is_initialized():
+    owns_group = distributed and not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
@@ -504,19 +597,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)  # same init on every process
     model = ViCLIP(cfg.model_config())
     load_init(model, cfg.init)
+    initial = None
+    if cfg.wise_ft > 0 and not cfg.wise_ft_with:
+        initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    elif cfg.wise_ft > 0:  # e.g. the CLIP a finishing run's pre-training started from
+        other = ViCLIP(cfg.model_config())
+        load_init(other, cfg.wise_ft_with)
+        initial = other.state_dict()
     if cfg.freeze_text:
         model.freeze_text()
     model.to(device)
     log.info("%s: %.2fM parameters", model.config.name, count_parameters(model) / 1e6)
 
-    total = cfg.total_steps
+    data = load_data(cfg)
+    total = cfg.steps_for(len(data), world)
     optimizer = torch.optim.AdamW(
         param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total, round(cfg.warmup * total))
     )
-    data = ShapesDataset(cfg.num_samples, cfg.frames, cfg.image_size, cfg.seed)
     out = Path(cfg.out)
     step, position, losses = 0, 0, []
 
@@ -561,12 +661,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return path
 
     last_ckpt: Path | None = None
+    pool = None
+    if hasattr(data, "item") and cfg.decode_threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(cfg.decode_threads, thread_name_prefix="decode")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
     model.train()
     while step < total:
         # every process reads its own slice of the global batch
-        idx = batch_indices(position + rank * cfg.batch_size, cfg.batch_size, len(data), cfg.seed)
-        videos, ids = make_batch(data, idx)  # (B, T, 3, S, S), (B, 32)
+        first = position + rank * cfg.batch_size  # this process's first sample of the batch
+        idx = batch_indices(first, cfg.batch_size, len(data), cfg.seed)
+        draws = [cfg.seed * 1_000_003 + first + j for j in range(cfg.batch_size)]
+        videos, ids = make_batch(data, idx, draws, pool)  # (B, T, 3, S, S), (B, 32)
         videos, ids = videos.to(device), ids.to(device)
         model.clamp_temperature()
         with autocast:
@@ -596,9 +703,30 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
         if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < total:
             last_ckpt = checkpoint_now()
+    if pool is not None:
+        pool.shutdown()
     if last_ckpt is None or not last_ckpt.name.endswith(f"{step:07d}.pt"):
         last_ckpt = checkpoint_now()
-    return {"losses": losses, "step": step, "checkpoint": str(last_ckpt), "out": str(out)}
+    result: dict[str, Any] = {
+        "losses": losses,
+        "step": step,
+        "checkpoint": str(last_ckpt),
+        "out": str(out),
+    }
+    if initial is not None and rank == 0:  # the official zero-shot scripts' 50/50 average
+        from internvid.evaluate import wise_ft
+
+        averaged = wise_ft(model.state_dict(), initial, cfg.wise_ft)
+        result["wise_ft"] = str(save_checkpoint(out / "wise_ft.pth", {"model": averaged}))
+        log.info("WiSE-FT weights (alpha %.2f of the initial ones): %s", cfg.wise_ft, out)
+    if cfg.data == "shapes" and cfg.eval_sets > 0 and rank == 0:
+        result["heldout"] = evaluate_shapes(model, cfg.frames, cfg.image_size, sets=cfg.eval_sets)
+        log.info("held-out shapes: %s", json.dumps(result["heldout"]))
+        (out / "heldout.json").write_text(json.dumps(result["heldout"], indent=2) + "\n")
+    if owns_group:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,283 @@
+"""Training data from our WebDataset shards: per clip KEY.mp4 + KEY.txt, sampled frames, augmented."""
+
+from __future__ import annotations
+
+import glob
+import io
+import itertools
+import json
+import logging
+import math
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from internvid.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+log = logging.getLogger(__name__)
+
+CROP_SCALE = (0.5, 1.0)  # RandomResizedCrop area range (the UMT / ViCLIP training transform)
+CROP_RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop aspect-ratio range
+MAX_RETRIES = 8  # a clip that fails to decode is replaced by the next one, at most this often
+
+
+@dataclass(frozen=True)
+class Member:
+    """Where one file of a sample lies inside its tar: byte offset of the data, and its size."""
+
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One clip of the index: its shard, key, video member, caption and clip window."""
+
+    shard: int  # index into ShardClips.shards
+    key: str  # the clip id (member names are KEY.mp4 / KEY.txt / KEY.json)
+    video: Member  # the KEY.mp4 member
+    caption: str  # KEY.txt (the best caption the pipeline had)
+    start: float  # seconds into the file where the clip starts (copy cuts start earlier)
+    duration: float  # clip length in seconds; 0: unknown (the whole file)
+
+
+def expand_shards(spec: str | Sequence[str]) -> list[Path]:
+    """Shard paths from a run folder (its shards/*.tar), a glob, a tar, or a list of those."""
+    specs = [spec] if isinstance(spec, str | Path) else list(spec)
+    out: list[Path] = []
+    for item in specs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted((path / "shards").glob("*.tar")) or sorted(path.glob("*.tar"))
+        elif any(ch in str(item) for ch in "*?["):
+            found = [Path(p) for p in sorted(glob.glob(str(item)))]
+        else:
+            found = [path]
+        if not found:
+            raise FileNotFoundError(f"no .tar shards in {item}")
+        out.extend(found)
+    missing = [str(p) for p in out if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"shards not found: {', '.join(missing[:5])}")
+    return out
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """'KEY.mp4' -> ('KEY', 'mp4'): the extension is the last suffix (clip ids may hold dots)."""
+    key, _, ext = name.rpartition(".")
+    return key, ext.lower()
+
+
+def index_shard(path: Path, shard: int) -> tuple[list[Sample], dict[str, int]]:
+    """Read one tar's headers (and the small .txt/.json members) -> its trainable samples.
+
+    Returns the samples and counts of what was left out: clips with no video file, with an
+    empty caption, or with an unreadable KEY.json.
+    """
+    files: dict[str, dict[str, Member]] = {}
+    small: dict[tuple[str, str], bytes] = {}
+    with tarfile.open(path, mode="r:") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            key, ext = _split_name(info.name)
+            files.setdefault(key, {})[ext] = Member(info.offset_data, info.size)
+            if ext in ("txt", "json"):
+                fh = tar.extractfile(info)
+                small[(key, ext)] = fh.read() if fh is not None else b""
+    samples, skipped = [], {"no_video": 0, "no_caption": 0, "bad_json": 0}
+    for key in sorted(files):
+        members = files[key]
+        if "mp4" not in members:
+            skipped["no_video"] += 1
+            continue
+        caption = small.get((key, "txt"), b"").decode("utf-8", "replace").strip()
+        if not caption:
+            skipped["no_caption"] += 1
+            continue
+        start, duration = 0.0, 0.0
+        if (key, "json") in small:
+            try:
+                row = json.loads(small[(key, "json")])
+                meta = row.get("meta") or {}
+                meta = json.loads(meta) if isinstance(meta, str) else meta
+                start = float(meta.get("start_shift") or 0.0)
+                duration = float(row.get("duration") or 0.0)
+            except (ValueError, TypeError, AttributeError):
+                skipped["bad_json"] += 1
+                start, duration = 0.0, 0.0
+        samples.append(Sample(shard, key, members["mp4"], caption, start, duration))
+    return samples, skipped
+
+
+def segment_times(
+    start: float, duration: float, n: int, rng: np.random.Generator | None
+) -> list[float]:
+    """The n sample times of a clip [start, start + duration): one per equal segment, uniformly
+    random inside it (training, `rng` given) or its middle (evaluation)."""
+    edges = start + duration * np.arange(n + 1) / n
+    if rng is None:
+        return [float((a + b) / 2) for a, b in itertools.pairwise(edges)]
+    return [float(a + (b - a) * rng.random()) for a, b in itertools.pairwise(edges)]
+
+
+def decode_at(data: bytes, times: Sequence[float] | None, n: int) -> list[np.ndarray]:
+    """RGB frames (H, W, 3) on screen at each of `times` (seconds; sorted or not) of an mp4.
+
+    `times` None: the clip's length is unknown; the middle of n equal segments of all frames.
+    One decoding pass; only the picked frames are converted to arrays.
+    """
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if times is None:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            if not frames:
+                raise ValueError("no video frames")
+            edges = np.linspace(0, len(frames), n + 1)
+            return [
+                frames[min(len(frames) - 1, int((a + b) / 2))] for a, b in itertools.pairwise(edges)
+            ]
+        order = sorted(range(len(times)), key=lambda i: times[i])
+        picked: dict[int, np.ndarray] = {}
+        prev = None
+        j = 0
+        for frame in container.decode(stream):
+            t = float(frame.time) if frame.time is not None else 0.0
+            while j < len(order) and t > times[order[j]] + 1e-6:
+                chosen = prev if prev is not None else frame  # the frame on screen at that time
+                picked[order[j]] = chosen.to_ndarray(format="rgb24")
+                j += 1
+            if j == len(order):
+                break
+            prev = frame
+        if prev is None and not picked:
+            raise ValueError("no video frames")
+        while j < len(order):  # times past the last frame: the last frame
+            picked[order[j]] = prev.to_ndarray(format="rgb24")
+            j += 1
+    return [picked[i] for i in range(len(times))]
+
+
+def crop_box(
+    height: int, width: int, rng: np.random.Generator, scale=CROP_SCALE, ratio=CROP_RATIO
+) -> tuple[int, int, int, int]:
+    """torchvision's RandomResizedCrop box (top, left, h, w): 10 tries, then a centre crop."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        h, w = height, round(height * ratio[1])
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def frames_to_input(
+    frames: Sequence[np.ndarray], size: int, rng: np.random.Generator | None
+) -> torch.Tensor:
+    """(H, W, 3) uint8 frames -> (T, 3, size, size) normalised; with `rng`: one random resized
+    crop and one coin flip for the whole clip (training); without: the whole frame resized."""
+    h, w = frames[0].shape[:2]
+    box = crop_box(h, w, rng) if rng is not None else (0, 0, h, w)
+    flip = bool(rng is not None and rng.random() < 0.5)
+    top, left, ch, cw = box
+    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(1, 1, 3)
+    std = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(1, 1, 3)
+    out = np.empty((len(frames), 3, size, size), dtype=np.float32)  # (T, 3, S, S)
+    for i, frame in enumerate(frames):
+        crop = np.ascontiguousarray(frame[top : top + ch, left : left + cw])
+        interp = cv2.INTER_CUBIC if rng is not None else cv2.INTER_LINEAR
+        img = cv2.resize(crop, (size, size), interpolation=interp)  # (S, S, 3) uint8
+        if flip:
+            img = img[:, ::-1]
+        out[i] = ((img.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)
+    return torch.from_numpy(out)
+
+
+class ShardClips(torch.utils.data.Dataset):
+    """The captioned clips of our shards as a map-style data set: item i -> (frames, caption).
+
+    The index (shard, key, byte range, caption) is read once from the tar headers; items read
+    their mp4 by byte range. `item(i, draw)` makes the training randomness (frame per segment,
+    crop, flip) a function of `draw`, so a resumed run sees exactly the same inputs.
+    """
+
+    def __init__(
+        self, shards: str | Sequence[str], frames: int = 8, size: int = 224, train: bool = True
+    ) -> None:
+        self.shards = expand_shards(shards)
+        self.frames, self.size, self.train = frames, size, train
+        self.samples: list[Sample] = []
+        skipped: dict[str, int] = {}
+        for i, path in enumerate(self.shards):
+            found, left = index_shard(path, i)
+            self.samples.extend(found)
+            for k, v in left.items():
+                skipped[k] = skipped.get(k, 0) + v
+        self.failures: dict[str, str] = {}  # key -> reason, clips that could not be decoded
+        if not self.samples:
+            raise ValueError(f"no captioned clips with a video file in {len(self.shards)} shards")
+        log.info(
+            "%d clips from %d shards (left out: %s)",
+            len(self.samples),
+            len(self.shards),
+            ", ".join(f"{k} {v}" for k, v in skipped.items() if v) or "none",
+        )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def read_video(self, sample: Sample) -> bytes:
+        with open(self.shards[sample.shard], "rb") as f:
+            f.seek(sample.video.offset)
+            data = f.read(sample.video.size)
+        if len(data) != sample.video.size:
+            raise ValueError(f"{sample.key}: shard ends inside the clip file")
+        return data
+
+    def load(self, index: int, draw: int | None) -> tuple[torch.Tensor, str]:
+        """Item `index` with the randomness of `draw` (None: evaluation sampling)."""
+        sample = self.samples[index]
+        rng = np.random.default_rng([draw, index]) if self.train and draw is not None else None
+        times = (
+            segment_times(sample.start, sample.duration, self.frames, rng)
+            if sample.duration > 0
+            else None
+        )
+        frames = decode_at(self.read_video(sample), times, self.frames)
+        return frames_to_input(frames, self.size, rng), sample.caption
+
+    def item(self, index: int, draw: int | None = None) -> tuple[torch.Tensor, str]:
+        """Like `load`, but a clip that fails to decode is logged and replaced by the next."""
+        for attempt in range(MAX_RETRIES):
+            i = (index + attempt) % len(self.samples)
+            try:
+                return self.load(i, draw)
+            except Exception as e:  # any decoder error: skip the clip, go on
+                key = self.samples[i].key
+                if key not in self.failures:
+                    self.failures[key] = f"{type(e).__name__}: {e}"
+                    log.warning("clip %s cannot be decoded (%s); using the next", key, e)
+        raise RuntimeError(f"{MAX_RETRIES} clips in a row from {index} failed to decode")
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        return self.item(index, None)

@@ -1,0 +1,166 @@
+"""Training data from our shards: exact frame times, deterministic augmentation, bad clips."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from internvid.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from internvid.train import main
+from internvid.train_data import ShardClips, crop_box, decode_at, expand_shards, segment_times
+
+FPS = 10
+
+
+def _gray_video(frames: int = 30, size: int = 64) -> bytes:
+    """An mp4 whose frame k is uniformly grey at level 8 k (k < 30): times map to levels."""
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=FPS)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"qscale": "1"}
+        for k in range(frames):
+            img = np.full((size, size, 3), 8 * k, dtype=np.uint8)
+            img[: size // 4, : size // 4] = 255  # a bright corner: shows crops and flips
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def _write_tar(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _row(duration: float, start_shift: float) -> bytes:
+    return json.dumps(
+        {"duration": duration, "meta": json.dumps({"start_shift": start_shift})}
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("train_shards") / "shards"
+    folder.mkdir()
+    video = _gray_video()
+    _write_tar(
+        folder / "00000.tar",
+        {
+            "v.a_000001000_000002600.mp4": video,  # a dotted id; copy cut: file starts 1 s early
+            "v.a_000001000_000002600.txt": b"a grey clip",
+            "v.a_000001000_000002600.json": _row(1.6, 1.0),
+            "nocap_0.mp4": video,
+            "nocap_0.txt": b"",  # uncaptioned: left out
+            "nocap_0.json": _row(3.0, 0.0),
+        },
+    )
+    _write_tar(
+        folder / "00001.tar",
+        {
+            "broken_0.mp4": b"\x00" * 4096,  # not a video
+            "broken_0.txt": b"a broken clip",
+            "broken_0.json": _row(3.0, 0.0),
+            "whole_0.mp4": video,
+            "whole_0.txt": b"the whole clip",
+            "whole_0.json": b"{not json",  # unreadable row: the whole file is the clip
+        },
+    )
+    return folder.parent
+
+
+def _frame_numbers(frames: torch.Tensor) -> list[int]:
+    """Which frame of `_gray_video` each (3, S, S) input frame is (nearest decoded grey level)."""
+    with av.open(io.BytesIO(_gray_video())) as c:
+        ref = np.array([f.to_ndarray(format="rgb24")[32:, 32:].mean() for f in c.decode(video=0)])
+    return [int(np.abs(ref - level).argmin()) for level in _levels(frames)]
+
+
+def _levels(frames: torch.Tensor) -> list[float]:
+    """Mean grey level (0-255) of the bottom-right quarter of each (3, S, S) frame."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    s = frames.shape[-1]
+    return [float(((f * std + mean) * 255)[:, s // 2 :, s // 2 :].mean()) for f in frames]
+
+
+def test_index_reads_captions_windows_and_skips(shards: Path) -> None:
+    assert [p.name for p in expand_shards(str(shards))] == ["00000.tar", "00001.tar"]
+    data = ShardClips(str(shards), frames=4, size=32, train=False)
+    keys = [s.key for s in data.samples]
+    assert keys == ["v.a_000001000_000002600", "broken_0", "whole_0"]
+    first = data.samples[0]
+    assert (first.caption, first.start, first.duration) == ("a grey clip", 1.0, 1.6)
+    assert (data.samples[2].start, data.samples[2].duration) == (0.0, 0.0)
+
+
+def test_evaluation_takes_the_middle_of_each_segment(shards: Path) -> None:
+    data = ShardClips(str(shards), frames=4, size=32, train=False)
+    frames, caption = data[0]
+    assert frames.shape == (4, 3, 32, 32) and caption == "a grey clip"
+    # clip [1.0, 2.6) in 4 segments: middles 1.2, 1.6, 2.0, 2.4 s -> frames 12, 16, 20, 24
+    assert _frame_numbers(frames) == [12, 16, 20, 24]
+    assert segment_times(1.0, 1.6, 4, None) == pytest.approx([1.2, 1.6, 2.0, 2.4])
+    # unknown window: the middle of 4 equal segments of all 30 frames: 3, 11, 18, 26
+    whole, _ = data[2]
+    assert _frame_numbers(whole) == [3, 11, 18, 26]
+
+
+def test_training_draws_one_frame_per_segment_deterministically(shards: Path) -> None:
+    data = ShardClips(str(shards), frames=4, size=32, train=True)
+    a, _ = data.item(0, draw=7)
+    b, _ = data.item(0, draw=7)
+    assert torch.equal(a, b)  # same draw, same crop, flip and frames: resumes exactly
+    seen = set()
+    for draw in range(12):
+        frames, _ = data.item(0, draw=draw)
+        numbers = _frame_numbers(frames)
+        for k, number in enumerate(numbers):  # segment k of [1.0, 2.6) is frames 10+4k .. 13+4k
+            assert 10 + 4 * k <= number <= 13 + 4 * k, (draw, numbers)
+        seen.add(tuple(numbers))
+    assert len(seen) > 3  # the frames do vary from draw to draw
+
+
+def test_crop_box_stays_inside_and_covers_the_area_range() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        top, left, h, w = crop_box(90, 160, rng)
+        assert top >= 0 and top + h <= 90 and left >= 0 and left + w <= 160
+        assert 0.5 * 90 * 160 * 0.9 <= h * w <= 90 * 160 * 1.01
+
+
+def test_broken_clip_is_replaced_and_recorded(shards: Path) -> None:
+    data = ShardClips(str(shards), frames=4, size=32, train=True)
+    frames, caption = data.item(1, draw=0)  # broken_0 -> the next one
+    assert caption == "the whole clip" and frames.shape == (4, 3, 32, 32)
+    assert list(data.failures) == ["broken_0"]
+
+
+def test_decode_at_past_the_end_gives_the_last_frame() -> None:
+    frames = decode_at(_gray_video(), [99.0, 0.0, 0.05], 3)  # any order; 0.05 s: still frame 0
+    with av.open(io.BytesIO(_gray_video())) as c:
+        ref = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(ref) == 30
+    assert [
+        np.array_equal(a, b) for a, b in zip(frames, [ref[29], ref[0], ref[0]], strict=True)
+    ] == [True] * 3
+
+
+def test_train_on_shards_two_steps(shards: Path, tmp_path: Path) -> None:
+    args = ["--data", str(shards), "--model", "tiny", "--frames", "4", "--image-size", "32"]
+    result = main([*args, "--batch-size", "2", "--steps", "2", "--out", str(tmp_path)])
+    assert len(result["losses"]) == 2 and all(np.isfinite(result["losses"]))
