@@ -196,3 +196,14 @@ def test_cli_train_with_config_writes_wise_ft_and_inits_from_a_run(tmp_path: Pat
         assert torch.allclose(averaged[key], value, atol=1e-6), key
     bad = CliRunner().invoke(app, ["train", "--config", str(cfg), "--bogus", "1"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.slow
+def test_shapes_config_learns_motion_an_image_model_cannot(tmp_path: Path) -> None:
+    """The documented proof (configs/shapes.yaml, ~1.5 min on 2 CPU cores)."""
+    config = Path(__file__).resolve().parents[1] / "configs" / "shapes.yaml"
+    base = ["--config", str(config), "--log-every", "0"]
+    video = main([*base, "--out", str(tmp_path / "video")])["heldout"]
+    image = main([*base, "--frames", "1", "--out", str(tmp_path / "image")])["heldout"]
+    assert video["t2v_r1"] >= 5 * 100 / 48, video  # at least 5x chance
+    assert video["direction_acc"] >= 40.0 and image["direction_acc"] <= 35.0, (video, image)
