@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from internvid.evaluate import (
     KINETICS_TEMPLATES,
+    TEMPLATE_SETS,
     classification_metrics,
     load_eval_set,
     retrieval_metrics,
@@ -124,6 +125,10 @@ def test_load_eval_set_groups_captions(tmp_path: Path) -> None:
 def test_kinetics_templates() -> None:
     assert len(KINETICS_TEMPLATES) == 28 and len(set(KINETICS_TEMPLATES)) == 28
     assert all(t.count("{}") == 1 for t in KINETICS_TEMPLATES)
+    assert KINETICS_TEMPLATES[:2] == ("A photo of action {}.", "A video of action {}.")
+    assert KINETICS_TEMPLATES[-1] == "A demonstration of a person practicing {}."
+    clip = TEMPLATE_SETS["clip"]
+    assert len(clip) == 28 and clip[0] == "a photo of {}." and "a video of a person {}." in clip
 
 
 @pytest.fixture(scope="module")

@@ -34,11 +34,36 @@ WISE_FT_EXCLUDE = ("vision_encoder.temporal_positional_embedding",)
 VIDEO_KEYS = ("video", "path", "video_path", "clip")  # annotation columns naming the video file
 DTYPES = ("float32", "float16", "bfloat16")  # --dtype choices: torch dtype names
 
-# Zero-shot prompts for Kinetics-style action classes. This is CLIP's Kinetics-700 prompt list
-# (Radford et al., 2021; the "kinetics_templates" the ViCLIP/InternVideo zero-shot code builds on);
-# it was written from memory of that list, not copied from the ViCLIP repository, so it may differ
-# from the official file in detail.
-KINETICS_TEMPLATES: tuple[str, ...] = tuple(
+# Zero-shot prompts for Kinetics-style action classes.
+# "kinetics": the 28 action prompts of the InternVideo family's zero-shot code (its
+# `kinetics_templates`, starting "A photo of action {}.", "A video of action {}.", the prompt SPEC
+# section 3 quotes), seen in InternVid-related public code; whether the ViCLIP release scripts
+# used exactly this list is not verified here.
+_ACTION_PROMPTS = (
+    "A photo of action {}.",
+    "A video of action {}.",
+    "He or she is {}.",
+    "A person is doing {}.",
+    "Look, the human is {}.",
+    "Human action of {}.",
+    "Playing action of {}.",
+    "Video classification of {}.",
+    "Doing a kind of action, {}.",
+    "Playing a kind of action, {}.",
+    "Can you recognize the action of {}?",
+    "{}, an action.",
+    "{} this is an action.",
+    "{}, a video of action.",
+    "An action of {} is in the video.",
+    "There is a person doing {} in the video.",
+)
+KINETICS_TEMPLATES: tuple[str, ...] = _ACTION_PROMPTS + tuple(
+    f"A {medium} of a person {verb} {{}}."
+    for medium in ("photo", "video", "example", "demonstration")
+    for verb in ("doing", "performing", "practicing")
+)
+# "clip": CLIP's Kinetics-700 prompt list (Radford et al., 2021), 4 openings x 7 endings.
+CLIP_KINETICS_TEMPLATES: tuple[str, ...] = tuple(
     f"{prefix} {body}."
     for prefix in ("a photo of", "a video of", "a example of", "a demonstration of")
     for body in (
@@ -52,7 +77,11 @@ KINETICS_TEMPLATES: tuple[str, ...] = tuple(
     )
 )
 SINGLE_TEMPLATES: tuple[str, ...] = ("a video of {}.",)  # the one-prompt baseline
-TEMPLATE_SETS = {"kinetics": KINETICS_TEMPLATES, "single": SINGLE_TEMPLATES}
+TEMPLATE_SETS = {
+    "kinetics": KINETICS_TEMPLATES,
+    "clip": CLIP_KINETICS_TEMPLATES,
+    "single": SINGLE_TEMPLATES,
+}
 
 
 # ----------------------------------------------------------------------------------- metrics
@@ -590,7 +619,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         templates: Annotated[
             str,
-            typer.Option(help="Prompt templates: kinetics, single, or a file of '{}' lines."),
+            typer.Option(help="Prompt templates: kinetics, clip, single, or a file of '{}' lines."),
         ] = "kinetics",
         sampling: Annotated[
             str, typer.Option(help="Frame sampling: middle (of 8 segments) or demo.")
