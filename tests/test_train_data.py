@@ -164,3 +164,11 @@ def test_train_on_shards_two_steps(shards: Path, tmp_path: Path) -> None:
     args = ["--data", str(shards), "--model", "tiny", "--frames", "4", "--image-size", "32"]
     result = main([*args, "--batch-size", "2", "--steps", "2", "--out", str(tmp_path)])
     assert len(result["losses"]) == 2 and all(np.isfinite(result["losses"]))
+    # 4 draws over 3 clips reach the broken one: replaced, and recorded with its reason
+    rows = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert [(r["item"], r["stage"], r["reason"]) for r in rows] == [
+        ("broken_0", "train_data", "decode_error")
+    ]
+    again = main([*args, "--batch-size", "2", "--steps", "3", "--out", str(tmp_path), "--resume"])
+    assert again["step"] == 3 and again["losses"][:2] == result["losses"]
+    assert (tmp_path / "failures.jsonl").read_text().count("broken_0") == 1

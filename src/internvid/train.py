@@ -527,6 +527,18 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
     return path
 
 
+def write_failures(path: Path, failed: Mapping[str, str]) -> None:
+    """The clips that could not be decoded, one failures.jsonl row each (atomic rewrite)."""
+    from internvid.io.atomic import write_jsonl_atomic
+
+    rows = [
+        {"item": key, "stage": "train_data", "reason": "decode_error", "message": message}
+        for key, message in sorted(failed.items())
+    ]
+    write_jsonl_atomic(path, rows)
+    log.warning("%d clips could not be decoded and were replaced: %s", len(rows), path)
+
+
 def latest_checkpoint(folder: str | Path) -> Path | None:
     """The highest-step ckpt_*.pt in `folder`, or None."""
     folder = Path(folder)
@@ -634,17 +646,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         rng = ckpt["rng"][rank] if isinstance(ckpt["rng"], list) else ckpt["rng"]
         _set_rng_state(rng)
         log.info("resumed from %s at step %d", resume_path, step)
+        if hasattr(data, "failures") and (out / "failures.jsonl").is_file():  # keep them listed
+            for line in (out / "failures.jsonl").read_text().splitlines():
+                row = json.loads(line)
+                data.failures.setdefault(row["item"], row["message"])
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     def checkpoint_now() -> Path:
         rngs: Any = _rng_state()
+        failed = dict(getattr(data, "failures", {}))  # shards: clips that did not decode
         if distributed:
             gathered: list[Any] = [None] * world
-            dist.all_gather_object(gathered, rngs)
-            rngs = gathered
+            dist.all_gather_object(gathered, (rngs, failed))
+            rngs = [g[0] for g in gathered]
+            failed = {k: v for g in gathered for k, v in g[1].items()}
         path = out / f"ckpt_{step:07d}.pt"
+        if rank == 0 and failed:
+            write_failures(out / "failures.jsonl", failed)
         if rank == 0:
             payload = {
                 "model": model.state_dict(),
