@@ -11,6 +11,7 @@ import math
 import os
 import random
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -688,6 +689,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         pool = ThreadPoolExecutor(cfg.decode_threads, thread_name_prefix="decode")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
     model.train()
+    first_step, started = step, time.perf_counter()
     while step < total:
         # every process reads its own slice of the global batch
         first = position + rank * cfg.batch_size  # this process's first sample of the batch
@@ -718,8 +720,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             value /= world
         losses.append(float(value))
         if cfg.log_every and (step % cfg.log_every == 0 or step == 1):
+            rate = (step - first_step) * cfg.batch_size * world / (time.perf_counter() - started)
+            eta = (total - step) * cfg.batch_size * world / max(rate, 1e-9)
             log.info(
-                "step %d/%d loss %.4f lr %.3g", step, total, losses[-1], scheduler.get_last_lr()[0]
+                "step %d/%d loss %.4f lr %.3g | %.1f clips/s, %.0f s to go",
+                step,
+                total,
+                losses[-1],
+                scheduler.get_last_lr()[0],
+                rate,
+                eta,
             )
         if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < total:
             last_ckpt = checkpoint_now()
@@ -732,7 +742,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "step": step,
         "checkpoint": str(last_ckpt),
         "out": str(out),
+        "seconds": time.perf_counter() - started,
     }
+    clips = (step - first_step) * cfg.batch_size * world
+    log.info(
+        "trained %d steps (%d clips) in %.1f s: %.1f clips/s; %d clips failed to decode",
+        step - first_step,
+        clips,
+        result["seconds"],
+        clips / max(result["seconds"], 1e-9),
+        len(getattr(data, "failures", {})),
+    )
     if initial is not None and rank == 0:  # the official zero-shot scripts' 50/50 average
         from internvid.evaluate import wise_ft
 
