@@ -2,8 +2,9 @@
 
 For every clip file in the shards of a run folder (default: a fresh `internvid run` of the
 real videos in ../shared/data/videos, or of the demo videos): ours (`train_data.decode_at` at
-8 random segment times + crop/flip/normalise, what `ShardClips` does per item) against the
-straightforward loader (every frame to RGB, pick 8, resize). One thread of Python; PyAV's own
+8 random segment times + crop/flip/normalise, what `ShardClips` does per item) and frame shards
+(`internvid train-frames`: 8 of 16 stored JPEGs) against the straightforward loader (every frame
+to RGB, pick 8, resize). One thread of Python; PyAV's own
 decoder threads as configured by both. Usage: python benchmarks/bench_train_data.py [RUN_DIR]
 """
 
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from internvid.models.preprocess import frames_to_tensor
@@ -58,6 +60,29 @@ def naive(data: bytes, start: float, duration: float, rng: np.random.Generator) 
     frames_to_tensor([frames[min(i, len(frames) - 1)] for i in picks], size=224)
 
 
+def to_jpegs(data: bytes, start: float, duration: float) -> list[bytes]:
+    """What `internvid train-frames` stores: 16 frames, short side 256, JPEG quality 90."""
+    out = []
+    for img in decode_at(data, segment_times(start, duration, 16, None), 16):
+        h, w = img.shape[:2]
+        scale = 256 / min(h, w)
+        if scale < 1:
+            img = cv2.resize(
+                img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+            )
+        out.append(
+            cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        )
+    return out
+
+
+def from_jpegs(jpegs: list[bytes], rng: np.random.Generator) -> None:
+    """What `ShardClips` does per item of a frame shard: 8 of the 16, decoded, augmented."""
+    picks = [int(2 * k + 2 * rng.random()) for k in range(8)]
+    frames = [cv2.imdecode(np.frombuffer(jpegs[i], np.uint8), cv2.IMREAD_COLOR) for i in picks]
+    frames_to_input([np.ascontiguousarray(f[:, :, ::-1]) for f in frames], 224, rng)
+
+
 def timed(fn, clips, repeats: int = 3) -> float:
     rng = np.random.default_rng(0)
     best = float("inf")
@@ -93,6 +118,9 @@ def main() -> None:
     print("| loader | clips/s | vs naive |\n|---|---|---|")
     print(f"| decode all, pick 8 (naive) | {base:.2f} | 1.00x |")
     print(f"| decode_at, 8 converted (ours) | {fast:.2f} | {fast / base:.2f}x |")
+    jpegs = [(to_jpegs(*clip),) for clip in clips]
+    frames = timed(from_jpegs, jpegs)
+    print(f"| frame shards: 8 JPEGs (train-frames) | {frames:.2f} | {frames / base:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -172,3 +172,36 @@ def test_train_on_shards_two_steps(shards: Path, tmp_path: Path) -> None:
     again = main([*args, "--batch-size", "2", "--steps", "3", "--out", str(tmp_path), "--resume"])
     assert again["step"] == 3 and again["losses"][:2] == result["losses"]
     assert (tmp_path / "failures.jsonl").read_text().count("broken_0") == 1
+
+
+def test_frame_shards_round_trip_and_resume(shards: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from internvid.cli import app
+
+    out = tmp_path / "frames"
+    args = ["train-frames", str(shards), str(out), "--frames", "16", "--short-side", "48"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["00000.tar", "00001.tar"]
+    with tarfile.open(out / "00000.tar") as tar:
+        names = tar.getnames()
+    assert names[:2] == ["v.a_000001000_000002600.00.jpg", "v.a_000001000_000002600.01.jpg"]
+    assert len(names) == 17 and names[-1] == "v.a_000001000_000002600.txt"  # no uncaptioned clip
+    data = ShardClips(str(out), frames=4, size=32, train=False)
+    assert [s.key for s in data.samples] == ["v.a_000001000_000002600", "whole_0"]  # broken: out
+    assert data.samples[0].video is None and len(data.samples[0].frames) == 16
+    frames, caption = data[0]
+    assert frames.shape == (4, 3, 32, 32) and caption == "a grey clip"
+    # 16 stored at the middles of 16 segments of [1.0, 2.6): 1.05, 1.15 ...; eval takes stored
+    # 1, 5, 9, 13 -> 1.15, 1.55, 1.95, 2.35 s -> source frames 11, 15, 19, 23
+    assert _frame_numbers(frames) == [11, 15, 19, 23]
+    train = ShardClips(str(out), frames=4, size=32, train=True)
+    a, _ = train.item(0, draw=3)
+    assert torch.equal(a, train.item(0, draw=3)[0])
+    for k, number in enumerate(_frame_numbers(a)):  # stored 4k .. 4k+3 -> frames 10+4k .. 13+4k
+        assert 10 + 4 * k <= number <= 13 + 4 * k
+    before = (out / "00000.tar").stat().st_mtime_ns
+    (out / "00001.tar").unlink()  # as if interrupted before the second shard
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert (out / "00000.tar").stat().st_mtime_ns == before and (out / "00001.tar").is_file()

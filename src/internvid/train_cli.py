@@ -1,4 +1,4 @@
-"""`internvid train`: the command line of ViCLIP training (torch is imported only when it runs)."""
+"""`internvid train` and `internvid train-frames`: the training command line (lazy torch)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,34 @@ def register(app: typer.Typer) -> None:
                 f"{k} {v:.1f}" for k, v in result["heldout"].items() if k != "clips"
             )
         log.info("trained: %s; checkpoint %s", summary, result["checkpoint"])
+
+    @app.command("train-frames")
+    def train_frames_command(
+        source: Annotated[str, typer.Argument(help="A run folder, a glob of .tar shards, or one.")],
+        out: Annotated[Path, typer.Argument(help="Folder for the frame shards.")],
+        frames: Annotated[int, typer.Option(min=1, help="JPEG frames kept per clip.")] = 16,
+        short_side: Annotated[
+            int, typer.Option(min=16, help="Frames larger than this are resized to it.")
+        ] = 256,
+        quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 90,
+    ) -> None:
+        """Pre-extract training frames from clip shards (then train with --data OUT).
+
+        Training then decodes a few JPEGs per clip instead of the video. An interrupted call
+        resumes: finished shards are kept.
+        """
+        from internvid.train_data import write_frame_shards
+
+        try:
+            counts = write_frame_shards(source, out, frames, short_side, quality)
+        except (OSError, ValueError) as e:
+            log.error("%s", e)
+            raise typer.Exit(2) from e
+        log.info(
+            "frame shards in %s: %d clips in %d shards (%d kept from before); %d clips failed",
+            out,
+            counts["clips"],
+            counts["shards"],
+            counts["skipped_shards"],
+            counts["failed"],
+        )

@@ -1,4 +1,4 @@
-"""Training data from our WebDataset shards: per clip KEY.mp4 + KEY.txt, sampled frames, augmented."""
+"""Training data from our WebDataset shards (KEY.mp4 or frames KEY.NN.jpg, + KEY.txt), augmented."""
 
 from __future__ import annotations
 
@@ -40,10 +40,11 @@ class Sample:
 
     shard: int  # index into ShardClips.shards
     key: str  # the clip id (member names are KEY.mp4 / KEY.txt / KEY.json)
-    video: Member  # the KEY.mp4 member
+    video: Member | None  # the KEY.mp4 member; None when the clip is stored as frames
     caption: str  # KEY.txt (the best caption the pipeline had)
     start: float  # seconds into the file where the clip starts (copy cuts start earlier)
     duration: float  # clip length in seconds; 0: unknown (the whole file)
+    frames: tuple[Member, ...] = ()  # pre-extracted frames KEY.00.jpg, KEY.01.jpg ... in order
 
 
 def expand_shards(spec: str | Sequence[str]) -> list[Path]:
@@ -67,6 +68,9 @@ def expand_shards(spec: str | Sequence[str]) -> list[Path]:
     return out
 
 
+FRAME_EXTS = ("jpg", "jpeg", "png", "webp")  # image members of frame shards
+
+
 def _split_name(name: str) -> tuple[str, str]:
     """'KEY.mp4' -> ('KEY', 'mp4'): the extension is the last suffix (clip ids may hold dots)."""
     key, _, ext = name.rpartition(".")
@@ -86,6 +90,11 @@ def index_shard(path: Path, shard: int) -> tuple[list[Sample], dict[str, int]]:
             if not info.isfile():
                 continue
             key, ext = _split_name(info.name)
+            if ext in FRAME_EXTS:  # KEY.NN.jpg: frame NN of clip KEY
+                key, _, number = key.rpartition(".")
+                if not number.isdigit():
+                    continue
+                ext = f"frame{int(number):06d}"
             files.setdefault(key, {})[ext] = Member(info.offset_data, info.size)
             if ext in ("txt", "json"):
                 fh = tar.extractfile(info)
@@ -93,7 +102,8 @@ def index_shard(path: Path, shard: int) -> tuple[list[Sample], dict[str, int]]:
     samples, skipped = [], {"no_video": 0, "no_caption": 0, "bad_json": 0}
     for key in sorted(files):
         members = files[key]
-        if "mp4" not in members:
+        frames = tuple(members[k] for k in sorted(members) if k.startswith("frame"))
+        if "mp4" not in members and not frames:
             skipped["no_video"] += 1
             continue
         caption = small.get((key, "txt"), b"").decode("utf-8", "replace").strip()
@@ -111,7 +121,8 @@ def index_shard(path: Path, shard: int) -> tuple[list[Sample], dict[str, int]]:
             except (ValueError, TypeError, AttributeError):
                 skipped["bad_json"] += 1
                 start, duration = 0.0, 0.0
-        samples.append(Sample(shard, key, members["mp4"], caption, start, duration))
+        video = members.get("mp4") if not frames else None
+        samples.append(Sample(shard, key, video, caption, start, duration, frames))
     return samples, skipped
 
 
@@ -246,24 +257,45 @@ class ShardClips(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def read_video(self, sample: Sample) -> bytes:
+    def read_member(self, sample: Sample, member: Member) -> bytes:
         with open(self.shards[sample.shard], "rb") as f:
-            f.seek(sample.video.offset)
-            data = f.read(sample.video.size)
-        if len(data) != sample.video.size:
-            raise ValueError(f"{sample.key}: shard ends inside the clip file")
+            f.seek(member.offset)
+            data = f.read(member.size)
+        if len(data) != member.size:
+            raise ValueError(f"{sample.key}: shard ends inside a member")
         return data
+
+    def read_frames(self, sample: Sample, rng: np.random.Generator | None) -> list[np.ndarray]:
+        """Pre-extracted frames: one per equal segment of the stored ones, random or middle."""
+        stored = len(sample.frames)
+        edges = np.linspace(0, stored, self.frames + 1)
+        picks = [
+            int(a + (b - a) * rng.random()) if rng is not None else int((a + b - 1) // 2)
+            for a, b in itertools.pairwise(edges)
+        ]
+        out = []
+        for i in picks:
+            raw = np.frombuffer(
+                self.read_member(sample, sample.frames[min(i, stored - 1)]), np.uint8
+            )
+            img = cv2.imdecode(raw, cv2.IMREAD_COLOR)  # (H, W, 3) BGR
+            if img is None:
+                raise ValueError(f"{sample.key}: frame {i} is not a readable image")
+            out.append(np.ascontiguousarray(img[:, :, ::-1]))  # RGB
+        return out
 
     def load(self, index: int, draw: int | None) -> tuple[torch.Tensor, str]:
         """Item `index` with the randomness of `draw` (None: evaluation sampling)."""
         sample = self.samples[index]
         rng = np.random.default_rng([draw, index]) if self.train and draw is not None else None
+        if sample.video is None:
+            return frames_to_input(self.read_frames(sample, rng), self.size, rng), sample.caption
         times = (
             segment_times(sample.start, sample.duration, self.frames, rng)
             if sample.duration > 0
             else None
         )
-        frames = decode_at(self.read_video(sample), times, self.frames)
+        frames = decode_at(self.read_member(sample, sample.video), times, self.frames)
         return frames_to_input(frames, self.size, rng), sample.caption
 
     def item(self, index: int, draw: int | None = None) -> tuple[torch.Tensor, str]:
@@ -281,3 +313,85 @@ class ShardClips(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         return self.item(index, None)
+
+
+def write_frame_shards(
+    source: str | Sequence[str],
+    out: str | Path,
+    frames: int = 16,
+    short_side: int = 256,
+    quality: int = 90,
+) -> dict[str, int]:
+    """Pre-extract training frames: for every clip of `source` shards, `frames` JPEGs at the
+    middles of equal segments of its window (short side resized to `short_side`), written with
+    its KEY.txt / KEY.json as out/NNNNN.tar (same names as the source shards, atomically).
+
+    Training then decodes JPEGs instead of video (`ShardClips` reads both). Returns counts.
+    """
+    from internvid.io.atomic import temp_name
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"clips": 0, "failed": 0, "shards": 0, "skipped_shards": 0}
+    for path in expand_shards(source):
+        target = out / path.name
+        if target.is_file():  # done by an earlier, interrupted call
+            counts["skipped_shards"] += 1
+            continue
+        samples, _ = index_shard(path, 0)
+        tmp = temp_name(target)
+        try:
+            _extract_shard(path, samples, tmp, frames, short_side, quality, counts)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never a half-written shard
+            raise
+        tmp.replace(target)
+        counts["shards"] += 1
+    return counts
+
+
+def _extract_shard(
+    path: Path,
+    samples: list[Sample],
+    tmp: Path,
+    frames: int,
+    short_side: int,
+    quality: int,
+    counts: dict[str, int],
+) -> None:
+    """Write the frame shard of one source shard to `tmp`."""
+    with open(path, "rb") as src, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        for sample in samples:
+            if sample.video is None:
+                continue
+            src.seek(sample.video.offset)
+            data = src.read(sample.video.size)
+            try:
+                times = (
+                    segment_times(sample.start, sample.duration, frames, None)
+                    if sample.duration > 0
+                    else None
+                )
+                images = decode_at(data, times, frames)
+            except Exception as e:  # a broken clip: left out, counted, logged
+                log.warning("%s: no frames extracted (%s)", sample.key, e)
+                counts["failed"] += 1
+                continue
+            for i, img in enumerate(images):
+                h, w = img.shape[:2]
+                scale = short_side / min(h, w)
+                if scale < 1:
+                    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+                ok, jpg = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+                if not ok:
+                    raise RuntimeError(f"{sample.key}: JPEG encoding failed")
+                add(f"{sample.key}.{i:02d}.jpg", jpg.tobytes())
+            add(f"{sample.key}.txt", sample.caption.encode())
+            counts["clips"] += 1
