@@ -14,9 +14,9 @@ from internvid.engine.sample import Sample
 from internvid.engine.shard import (
     ShardResult,
     Sink,
-    finished_shards,
     give_up_shard,
     process_shard,
+    resume_shards,
 )
 from internvid.log import quiet_noisy_loggers
 
@@ -75,13 +75,7 @@ class LocalExecutor:
         `on_done(result, resumed)` is called per shard (resumed=True for markers found on disk).
         """
         work_dir = str(work_dir)
-        results = finished_shards(work_dir, len(shards))
-        todo = [i for i in range(len(shards)) if i not in results]
-        if on_done:
-            for found in results.values():
-                on_done(found, True)
-        if results:
-            log.info("resuming: %d of %d shards already finished", len(results), len(shards))
+        results, todo = resume_shards(work_dir, len(shards), on_done)
 
         def finish(result: ShardResult) -> None:
             results[result.index] = result

@@ -22,8 +22,8 @@ from internvid.engine.shard import (
     ShardResult,
     Sink,
     commit_shard,
-    finished_shards,
     give_up_shard,
+    resume_shards,
 )
 from internvid.engine.stage import Resources, StageStats
 from internvid.io.atomic import write_json_atomic
@@ -372,13 +372,7 @@ class RayExecutor:
         """Process every shard without a marker; return all results in shard order."""
         ray = import_ray()
         work_dir = str(work_dir)
-        results = finished_shards(work_dir, len(shards))
-        todo = [i for i in range(len(shards)) if i not in results]
-        if on_done:
-            for found in results.values():
-                on_done(found, True)
-        if results:
-            log.info("resuming: %d of %d shards already finished", len(results), len(shards))
+        results, todo = resume_shards(work_dir, len(shards), on_done)
         if not todo:
             return [results[i] for i in range(len(shards))]
 

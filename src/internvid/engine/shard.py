@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,6 +15,8 @@ from internvid.engine.pipeline import Pipeline
 from internvid.engine.sample import Failure, Sample
 from internvid.engine.stage import StageStats
 from internvid.io.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -79,6 +83,25 @@ def finished_shards(work_dir: str | Path, count: int) -> dict[int, ShardResult]:
         if result is not None:
             found[i] = result
     return found
+
+
+def resume_shards(
+    work_dir: str | Path,
+    count: int,
+    on_done: Callable[[ShardResult, bool], None] | None = None,
+) -> tuple[dict[int, ShardResult], list[int]]:
+    """An executor's start: (results of shards finished earlier, indices still to do).
+
+    `on_done(result, True)` is called for each finished one; resuming is logged.
+    """
+    results = finished_shards(work_dir, count)
+    todo = [i for i in range(count) if i not in results]
+    if on_done:
+        for found in results.values():
+            on_done(found, True)
+    if results:
+        log.info("resuming: %d of %d shards already finished", len(results), count)
+    return results, todo
 
 
 def process_shard(
