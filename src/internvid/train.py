@@ -342,6 +342,10 @@ class ShapesDataset(torch.utils.data.Dataset):
             list(DIRECTIONS)[rng.integers(len(DIRECTIONS))],
         )
 
+    def caption(self, index: int) -> str:
+        """The caption of item `index`, without drawing it."""
+        return "a {} {} moving {}".format(*self.labels(index))
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         if not 0 <= index < self.num_samples:
             raise IndexError(index)
@@ -368,7 +372,7 @@ class ShapesDataset(torch.utils.data.Dataset):
             video[i] = background
             video[i][inside] = COLOURS[colour]
         frames = torch.from_numpy(video).permute(0, 3, 1, 2)  # (T, 3, S, S)
-        return (frames - self.mean) / self.std, f"a {colour} {shape} moving {direction}"
+        return (frames - self.mean) / self.std, self.caption(index)
 
 
 @functools.lru_cache(maxsize=4)
@@ -421,7 +425,7 @@ def evaluate_shapes(
     """
     was_training = model.training
     model.eval()
-    texts = [ShapesDataset(N_COMBOS, 1, size, combos=True)[i][1] for i in range(N_COMBOS)]
+    texts = [ShapesDataset(N_COMBOS, combos=True).caption(i) for i in range(N_COMBOS)]
     t = model.encode_text(texts, normalize=True).float()  # (48, D)
     hits, dir_hits = 0, 0
     for k in range(sets):
@@ -528,14 +532,12 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> Path:
     return path
 
 
-def write_failures(path: Path, failed: Mapping[str, str]) -> None:
-    """The clips that could not be decoded, one failures.jsonl row each (atomic rewrite)."""
+def write_failures(path: Path, failed: Mapping[str, Any]) -> None:
+    """The clips that could not be decoded (engine.sample.Failure), one failures.jsonl row each
+    (atomic rewrite)."""
     from internvid.io.atomic import write_jsonl_atomic
 
-    rows = [
-        {"item": key, "stage": "train_data", "reason": "decode_error", "message": message}
-        for key, message in sorted(failed.items())
-    ]
+    rows = [failed[key].to_json() for key in sorted(failed)]
     write_jsonl_atomic(path, rows)
     log.warning("%d clips could not be decoded and were replaced: %s", len(rows), path)
 
@@ -648,9 +650,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         _set_rng_state(rng)
         log.info("resumed from %s at step %d", resume_path, step)
         if hasattr(data, "failures") and (out / "failures.jsonl").is_file():  # keep them listed
+            from internvid.engine.sample import Failure
+
             for line in (out / "failures.jsonl").read_text().splitlines():
                 row = json.loads(line)
-                data.failures.setdefault(row["item"], row["message"])
+                data.failures.setdefault(row["item"], Failure(**row))
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")

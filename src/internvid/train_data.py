@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from internvid.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from internvid.engine.sample import Failure
+from internvid.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, frames_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -206,18 +207,18 @@ def frames_to_input(
     frames: Sequence[np.ndarray], size: int, rng: np.random.Generator | None
 ) -> torch.Tensor:
     """(H, W, 3) uint8 frames -> (T, 3, size, size) normalised; with `rng`: one random resized
-    crop and one coin flip for the whole clip (training); without: the whole frame resized."""
-    h, w = frames[0].shape[:2]
-    box = crop_box(h, w, rng) if rng is not None else (0, 0, h, w)
-    flip = bool(rng is not None and rng.random() < 0.5)
-    top, left, ch, cw = box
+    crop and one coin flip for the whole clip (training); without: the whole frame resized,
+    as `preprocess.frames_to_tensor` (evaluation)."""
+    if rng is None:
+        return frames_to_tensor(frames, size=size)
+    top, left, ch, cw = crop_box(*frames[0].shape[:2], rng)
+    flip = bool(rng.random() < 0.5)
     mean = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(1, 1, 3)
     std = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(1, 1, 3)
     out = np.empty((len(frames), 3, size, size), dtype=np.float32)  # (T, 3, S, S)
     for i, frame in enumerate(frames):
         crop = np.ascontiguousarray(frame[top : top + ch, left : left + cw])
-        interp = cv2.INTER_CUBIC if rng is not None else cv2.INTER_LINEAR
-        img = cv2.resize(crop, (size, size), interpolation=interp)  # (S, S, 3) uint8
+        img = cv2.resize(crop, (size, size), interpolation=cv2.INTER_CUBIC)  # (S, S, 3) uint8
         if flip:
             img = img[:, ::-1]
         out[i] = ((img.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)
@@ -244,7 +245,7 @@ class ShardClips(torch.utils.data.Dataset):
             self.samples.extend(found)
             for k, v in left.items():
                 skipped[k] = skipped.get(k, 0) + v
-        self.failures: dict[str, str] = {}  # key -> reason, clips that could not be decoded
+        self.failures: dict[str, Failure] = {}  # clip id -> why it could not be decoded
         if not self.samples:
             raise ValueError(f"no captioned clips with a video file in {len(self.shards)} shards")
         log.info(
@@ -307,7 +308,9 @@ class ShardClips(torch.utils.data.Dataset):
             except Exception as e:  # any decoder error: skip the clip, go on
                 key = self.samples[i].key
                 if key not in self.failures:
-                    self.failures[key] = f"{type(e).__name__}: {e}"
+                    source = str(self.shards[self.samples[i].shard])
+                    message = f"{type(e).__name__}: {e}"
+                    self.failures[key] = Failure(key, "train_data", "decode_error", message, source)
                     log.warning("clip %s cannot be decoded (%s); using the next", key, e)
         raise RuntimeError(f"{MAX_RETRIES} clips in a row from {index} failed to decode")
 
@@ -360,13 +363,9 @@ def _extract_shard(
     counts: dict[str, int],
 ) -> None:
     """Write the frame shard of one source shard to `tmp`."""
+    from internvid.io.shards import add_member
+
     with open(path, "rb") as src, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
         for sample in samples:
             if sample.video is None:
                 continue
@@ -392,6 +391,6 @@ def _extract_shard(
                 ok, jpg = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
                 if not ok:
                     raise RuntimeError(f"{sample.key}: JPEG encoding failed")
-                add(f"{sample.key}.{i:02d}.jpg", jpg.tobytes())
-            add(f"{sample.key}.txt", sample.caption.encode())
+                add_member(tar, f"{sample.key}.{i:02d}.jpg", jpg.tobytes())
+            add_member(tar, f"{sample.key}.txt", sample.caption.encode())
             counts["clips"] += 1

@@ -40,7 +40,7 @@ def sample_json(clip: Clip) -> dict:
     return row
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes | Path) -> None:
+def add_member(tar: tarfile.TarFile, name: str, data: bytes | Path) -> None:
     """Add bytes, or a file streamed from disk (clips can be long), as member `name`."""
     info = tarfile.TarInfo(name)
     info.mtime = 0  # deterministic archives: same clips, same bytes
@@ -70,13 +70,13 @@ def write_shard(folder: str | Path, index: int, clips: list[Clip], files: dict[s
                 for clip in clips:
                     key = clip.clip_id
                     if key in files:  # no clip file when cut.mode is "none"
-                        _add(tar, f"{key}.mp4", Path(files[key]))
-                    _add(
+                        add_member(tar, f"{key}.mp4", Path(files[key]))
+                    add_member(
                         tar,
                         f"{key}.json",
                         json.dumps(sample_json(clip), ensure_ascii=False).encode(),
                     )
-                    _add(tar, f"{key}.txt", best_caption(clip).encode())
+                    add_member(tar, f"{key}.txt", best_caption(clip).encode())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, tar_path)
