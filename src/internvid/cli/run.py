@@ -1,4 +1,4 @@
-"""The `internvid` command line."""
+"""`internvid run`: options -> RunConfig -> internvid.run.run -> summary."""
 
 from __future__ import annotations
 
@@ -8,29 +8,11 @@ from typing import Annotated
 
 import typer
 
-from internvid import __version__
+from internvid.cli.options import score_list
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="InternVid: turn raw videos into a clean, sharded video-text dataset.",
-)
 log = logging.getLogger("internvid")
 
 
-@app.callback()
-def _main(
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output.")
-    ] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
-) -> None:
-    from internvid.log import setup_logging
-
-    setup_logging(verbose, quiet)
-
-
-@app.command()
 def run(
     inputs: Annotated[
         list[str],
@@ -198,7 +180,7 @@ def run(
         ("caption", "dtype"): dtype,
         ("caption", "batch_size"): caption_batch_size,
         ("caption", "cache_dir"): cache_dir,
-        ("score", "scores"): _score_list(scores),
+        ("score", "scores"): score_list(scores),
         ("score", "viclip"): viclip,
         ("score", "clip_model"): clip_model,
         ("score", "aesthetic_head"): aesthetic_head,
@@ -222,134 +204,5 @@ def run(
     print_summary(summary)
 
 
-def _score_list(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-@app.command()
-def score(
-    out: Annotated[Path, typer.Argument(help="A finished run's output folder.")],
-    scores: Annotated[
-        str,
-        typer.Option(
-            help="Scores to add, comma-separated: viclip_sim, aesthetic, clipscore, text_overlay."
-        ),
-    ] = "viclip_sim,aesthetic",
-    models: Annotated[
-        str,
-        typer.Option(
-            help="auto (tiny when the run captioned with tiny models), real, or tiny "
-            "(random weights built locally: smoke runs only)."
-        ),
-    ] = "auto",
-    viclip: Annotated[
-        str | None,
-        typer.Option(help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE."),
-    ] = None,
-    viclip_sampling: Annotated[
-        str, typer.Option(help="ViCLIP frames: middle (official evaluation) or demo.")
-    ] = "middle",
-    clip_model: Annotated[
-        str | None, typer.Option(help="CLIP for aesthetic and clipscore: hub id or folder.")
-    ] = None,
-    aesthetic_head: Annotated[
-        str, typer.Option(help="Aesthetic head: mlp (improved), linear (LAION v1) or a .pth.")
-    ] = "mlp",
-    device: Annotated[str, typer.Option(help="Model device: auto, cpu, cuda, cuda:N.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Clips per model call.")] = 32,
-    cache_dir: Annotated[str, typer.Option(help="Hugging Face cache folder.")] = "",
-) -> None:
-    """Add score columns to a finished run (clips.parquet, internvid.jsonl, shard sidecars)."""
-    from internvid.config import RunConfig, ScoreConfig
-    from internvid.run import RunError
-    from internvid.score import score_folder
-
-    cfg = ScoreConfig(
-        scores=_score_list(scores) or [],
-        models=models,
-        viclip=viclip or "",
-        viclip_sampling=viclip_sampling,
-        clip_model=clip_model or "",
-        aesthetic_head=aesthetic_head,
-        device=device,
-        dtype=dtype,
-        batch_size=batch_size,
-    )
-    check = RunConfig(score=cfg)
-    try:
-        check.validate()
-        summary = score_folder(out, cfg, cache_dir=cache_dir)
-    except (RunError, ValueError) as e:
-        log.error("%s", e)
-        raise typer.Exit(2) from e
-    reasons = ", ".join(f"{k}: {v}" for k, v in summary.failures_by_reason.items()) or "none"
-    log.info(
-        "%d of %d clips scored (%s) in %.1f s; failures: %d (%s)",
-        summary.scored,
-        summary.clips,
-        ", ".join(summary.scores),
-        summary.wall_seconds,
-        summary.failures,
-        reasons,
-    )
-    for note in summary.notes:
-        log.warning("note: %s", note)
-
-
-@app.command("demo-videos")
-def demo_videos(
-    folder: Annotated[
-        Path, typer.Argument(help="Folder to write the demo videos (and cuts.json) into.")
-    ],
-) -> None:
-    """Generate the demo videos: synthetic footage with known hard cuts (ffmpeg lavfi, deterministic)."""
-    from internvid.media.synth import write_demo_videos
-
-    write_demo_videos(folder)
-
-
-@app.command()
-def probe(path: Annotated[Path, typer.Argument(help="A video file.")]) -> None:
-    """Show what probing finds out about one video file (or why it fails)."""
-    import json
-    from dataclasses import asdict
-
-    from internvid.engine import StageError
-    from internvid.media.probe import probe as probe_file
-
-    try:
-        typer.echo(json.dumps(asdict(probe_file(path)), indent=2))
-    except StageError as e:
-        log.error("%s: %s", e.reason, e.message)
-        raise typer.Exit(1) from e
-
-
-@app.command()
-def version() -> None:
-    """Print the version."""
-    typer.echo(__version__)
-
-
-# Commands that live beside the code they drive: each module has `register(app)`, which adds
-# its command(s) with their options (imports inside the commands keep `internvid --help` fast).
-_COMMAND_MODULES = (
-    "internvid.subsets",
-    "internvid.report",
-    "internvid.fetch",
-    "internvid.evaluate",
-    "internvid.search",
-    "internvid.train_cli",
-)
-
-
-def _register_commands() -> None:
-    import importlib
-
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(app)
-
-
-_register_commands()
+def register(app: typer.Typer) -> None:
+    app.command()(run)

@@ -1,0 +1,10 @@
+"""Option helpers shared by the commands."""
+
+from __future__ import annotations
+
+
+def score_list(text: str | None) -> list[str] | None:
+    """ "a, b,c" -> ["a", "b", "c"]; None stays None."""
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
