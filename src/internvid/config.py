@@ -267,15 +267,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return _build(cls, data or {}, "config")
+        return config_from_dict(cls, data)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the top level of a config file must be a mapping")
-        return cls.from_dict(data)
+        return load_config(cls, path)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -349,6 +345,40 @@ class RunConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+
+
+T = typing.TypeVar("T")
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any] | None) -> T:
+    """Build config dataclass `cls` from a mapping: unknown keys and wrong types fail, naming
+    the key; missing keys keep their defaults. The one loader of every command's config."""
+    return _build(cls, data or {}, "config")
+
+
+def load_config(cls: type[T], path: str | Path) -> T:
+    """Build config dataclass `cls` from a YAML file (safe_load: no tags run code)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not a valid YAML config ({e})") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the top level of a config file must be a mapping")
+    return config_from_dict(cls, data)
+
+
+def apply_overrides(cfg: Any, given: dict[tuple[str, ...], Any]) -> Any:
+    """Set the options given on the command line onto `cfg`: `{("section", "field"): value}`;
+    a None value means "not given" and keeps the config's (file or default) value."""
+    for keys, value in given.items():
+        if value is None:
+            continue
+        target = cfg
+        for k in keys[:-1]:
+            target = getattr(target, k)
+        setattr(target, keys[-1], value)
+    return cfg
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:

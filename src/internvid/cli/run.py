@@ -148,7 +148,7 @@ def run(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Split videos into clips at scene cuts, caption them, and write clips.parquet, internvid.jsonl and WebDataset shards."""
-    from internvid.config import RunConfig
+    from internvid.config import RunConfig, apply_overrides
     from internvid.run import RunError
     from internvid.run import run as run_pipeline
     from internvid.summary import print_summary
@@ -185,16 +185,10 @@ def run(
         ("score", "clip_model"): clip_model,
         ("score", "aesthetic_head"): aesthetic_head,
     }
-    zero_means_none = {("split", "max_clip_seconds"), ("cut", "max_height")}
-    for keys, value in given.items():
-        if value is None:
-            continue
-        if keys in zero_means_none and value == 0:
-            value = None
-        target = cfg
-        for k in keys[:-1]:
-            target = getattr(target, k)
-        setattr(target, keys[-1], value)
+    apply_overrides(cfg, given)
+    for section, name in (("split", "max_clip_seconds"), ("cut", "max_height")):
+        if getattr(getattr(cfg, section), name) == 0 and given[(section, name)] == 0:
+            setattr(getattr(cfg, section), name, None)  # 0 on the command line means "none"
     try:
         cfg.validate()
         summary = run_pipeline(inputs, out, cfg, overwrite=overwrite, progress=not no_progress)
