@@ -65,9 +65,11 @@ def test_frame_need_indices():
     assert FrameNeed("f", "fps", 1).indices(100, 250, 25.0) == [100, 125, 150, 175, 200, 225]
     assert FrameNeed("f2", "fps", 2).indices(0, 50, 25.0) == [0, 12, 25, 37]
     assert FrameNeed("u", "uniform", 4).indices(0, 100, 25.0) == [0, 33, 66, 99]
-    # ViCLIP's evaluation sampling: the middle frame of 8 equal segments
+    # ViCLIP's evaluation sampling: the middle frame of 8 equal segments (get_frame_indices
+    # "middle"); a clip under 8 frames gives each frame once, padded with its last
     assert FrameNeed("s", "segments", 8).indices(0, 40, 5.0) == [2, 7, 12, 17, 22, 27, 32, 37]
-    assert FrameNeed("s", "segments", 8).indices(10, 14, 5.0) == [10, 10, 11, 11, 12, 12, 13, 13]
+    assert FrameNeed("s", "segments", 8).indices(0, 100, 5.0) == [5, 18, 30, 43, 55, 68, 80, 93]
+    assert FrameNeed("s", "segments", 8).indices(10, 14, 5.0) == [10, 11, 12, 13, 13, 13, 13, 13]
     # the official ViCLIP demo's sampling: frames[::len // 8][:8]
     assert FrameNeed("d", "strided", 8).indices(0, 100, 25.0) == list(range(100))[::12][:8]
     assert FrameNeed("d", "strided", 8).indices(5, 10, 25.0) == [5, 6, 7, 8, 9, 9, 9, 9]

@@ -115,9 +115,10 @@ def test_evaluation_takes_the_middle_of_each_segment(shards: Path) -> None:
     # clip [1.0, 2.6) in 4 segments: middles 1.2, 1.6, 2.0, 2.4 s -> frames 12, 16, 20, 24
     assert _frame_numbers(frames) == [12, 16, 20, 24]
     assert segment_times(1.0, 1.6, 4, None) == pytest.approx([1.2, 1.6, 2.0, 2.4])
-    # unknown window: the middle of 4 equal segments of all 30 frames: 3, 11, 18, 26
+    # unknown window: the official middle-of-segment indices of all 30 frames: cuts
+    # linspace(0, 30, 5).astype(int) = 0, 7, 15, 22, 30 -> (a + b - 1) // 2 = 3, 10, 18, 25
     whole, _ = data[2]
-    assert _frame_numbers(whole) == [3, 11, 18, 26]
+    assert _frame_numbers(whole) == [3, 10, 18, 25]
 
 
 def test_training_draws_one_frame_per_segment_deterministically(shards: Path) -> None:

@@ -18,7 +18,12 @@ import numpy as np
 import torch
 
 from internvid.engine.sample import Failure
-from internvid.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, frames_to_tensor
+from internvid.models.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    frames_to_tensor,
+    sample_indices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +146,9 @@ def segment_times(
 def decode_at(data: bytes, times: Sequence[float] | None, n: int) -> list[np.ndarray]:
     """RGB frames (H, W, 3) on screen at each of `times` (seconds; sorted or not) of an mp4.
 
-    `times` None: the clip's length is unknown; the middle of n equal segments of all frames.
+    `times` None: the clip's length is unknown; the official evaluation's frames of all frames
+    (`preprocess.sample_indices(len, n, "middle")`: middle of n equal segments, padded with the
+    last frame when the clip has fewer than n).
     One decoding pass; only the picked frames are converted to arrays.
     """
     import av
@@ -153,10 +160,7 @@ def decode_at(data: bytes, times: Sequence[float] | None, n: int) -> list[np.nda
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
             if not frames:
                 raise ValueError("no video frames")
-            edges = np.linspace(0, len(frames), n + 1)
-            return [
-                frames[min(len(frames) - 1, int((a + b) / 2))] for a, b in itertools.pairwise(edges)
-            ]
+            return [frames[i] for i in sample_indices(len(frames), n, "middle")]
         order = sorted(range(len(times)), key=lambda i: times[i])
         picked: dict[int, np.ndarray] = {}
         prev = None

@@ -65,8 +65,10 @@ class FrameNeed:
         if self.kind == "strided":  # short clips repeat their last frame (the demo would fail)
             step = max(1, n // self.count)
             return [min(start + k * step, end - 1) for k in range(self.count)]
-        seg = n / self.count  # segments: official ViCLIP/UMT "middle" sampling
-        return [start + int(seg * i + seg / 2) for i in range(self.count)]
+        # segments: the official evaluation's get_frame_indices(sample="middle"), one function
+        from internvid.media.sampling import sample_indices
+
+        return [start + i for i in sample_indices(max(n, 1), self.count, "middle")]
 
     def size(self, width: int, height: int) -> tuple[int, int]:
         """Output (width, height) for a source of this size."""

@@ -2,49 +2,29 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
-from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 
+# the one frame-index rule (torch-free: the split's decode pass uses it too)
+from internvid.media.sampling import NUM_FRAMES, SampleMode, sample_indices
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGE_SIZE",
+    "NUM_FRAMES",
+    "SampleMode",
+    "frames_to_tensor",
+    "preprocess_clip",
+    "sample_indices",
+]
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the official demo's normalisation (not CLIP's)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NUM_FRAMES = 8  # frames per clip of the released models
 IMAGE_SIZE = 224  # frame side of the released models
-
-SampleMode = Literal["demo", "middle"]
-
-
-def sample_indices(
-    num_frames_in_clip: int, n: int = NUM_FRAMES, mode: SampleMode = "demo"
-) -> list[int]:
-    """Indices of the `n` frames ViCLIP sees out of a clip of `num_frames_in_clip` frames.
-
-    "demo": the official demo's `frames[::len // n][:n]`: every (len // n)-th frame from the
-    first. It needs len >= n (the demo asserts it; its step would be 0): ValueError otherwise.
-    "middle": the evaluation code's: the middle frame of each of n equal segments
-    (`np.linspace(0, len, n + 1)` cut points); a clip shorter than n gives one index per frame,
-    padded with the last one to n.
-    """
-    total, n = int(num_frames_in_clip), int(n)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if total < 1:
-        raise ValueError(f"a clip needs at least one frame, got {total}")
-    if mode == "demo":
-        if total < n:
-            raise ValueError(f"demo sampling needs at least {n} frames, the clip has {total}")
-        step = total // n
-        return list(range(0, total, step))[:n]
-    if mode == "middle":
-        segments = min(n, total)
-        cuts = np.linspace(0, total, num=segments + 1).astype(int)
-        picked = [int((a + b - 1) // 2) for a, b in itertools.pairwise(cuts)]
-        return picked + [picked[-1]] * (n - len(picked))
-    raise ValueError(f"unknown sampling mode {mode!r} (expected 'demo' or 'middle')")
 
 
 def frames_to_tensor(
