@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from internvid.caption.captioner import ImageCaptioner
-from internvid.caption.models import pick_dtype
+from internvid.hub import pick_dtype
 from internvid.caption.tiny import build_tiny_models
 
 log = logging.getLogger("bench_caption")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from internvid.caption.captioner import ImageCaptioner
 from internvid.caption.fusion import CHAT_PROMPT, Fuser, FusionInput, fusion_input
-from internvid.caption.models import ModelsUnavailable, resolve_models
+from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.caption.presets import PRESETS, caption_models
 from internvid.caption.tiny import build_tiny_models
 from internvid.cli import app

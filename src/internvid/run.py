@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from internvid.caption.models import ModelsUnavailable, resolve_models
+from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.caption.presets import CaptionModels, caption_models
 from internvid.config import RunConfig
 from internvid.engine import Pipeline, Sample, StageStats

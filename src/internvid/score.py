@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from internvid.caption.models import ModelsUnavailable, resolve_models
+from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.config import RunConfig, ScoreConfig
 from internvid.engine import Failure, Sample, StageStats
 from internvid.io.atomic import write_json_atomic, write_jsonl_atomic

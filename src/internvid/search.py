@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from internvid.hub import TINY_VICLIP, viclip_ref
 from internvid.io.atomic import atomic_open, temp_name, write_json_atomic
 from internvid.io.shards import best_caption
 from internvid.records import Clip
@@ -29,7 +30,6 @@ INDEX_VERSION = 1  # bump when the index layout changes: older indexes are rebui
 NEED = "search_viclip"  # the frame need: 8 frames at 224x224, ViCLIP's evaluation sampling
 NUM_FRAMES = 8  # frames per clip of the released ViCLIP models
 FRAME_SIZE = 224  # frame side of the released ViCLIP models
-TINY_VICLIP = "tiny:viclip"  # the random-weight ViCLIP built locally (smoke runs only)
 
 
 class SearchError(RuntimeError):
@@ -164,37 +164,16 @@ class LoadedModel:
     tiny: bool  # random weights: the results are noise
 
 
-def viclip_ref(models: str = "auto", viclip: str | None = None) -> str:
-    """The checkpoint `--models` / `--viclip` pick."""
-    from internvid.stages.score import OFFICIAL_VICLIP
-
-    if models not in ("auto", "real", "tiny"):
-        raise SearchError(f"--models must be auto, real or tiny, not {models!r}")
-    if viclip:
-        return str(Path(viclip).expanduser().resolve()) if Path(viclip).is_file() else viclip
-    return TINY_VICLIP if models == "tiny" else OFFICIAL_VICLIP
-
-
 def load_model(ref: str, cache_dir: str = "", device: str = "auto", dtype: str = "auto"):
     """Resolve (clear error when missing) and load the ViCLIP checkpoint `ref`."""
-    from internvid.caption.models import (
-        ModelsUnavailable,
-        fetch_file,
-        pick_device,
-        pick_dtype,
-        resolve_models,
-    )
-    from internvid.models import ViCLIPConfig, load_viclip
+    from internvid.hub import ModelsUnavailable, load_viclip, pick_device
 
+    dev = pick_device(device)
     try:
-        found = resolve_models([], cache_dir, files=[ref], what="search")
+        model = load_viclip(ref, cache_dir, dev, dtype, what="search")
     except ModelsUnavailable as e:
         raise SearchError(str(e)) from e
-    dev = pick_device(device)
-    path = fetch_file(found[0].path, cache_dir)
     tiny = ref == TINY_VICLIP
-    config = ViCLIPConfig.tiny() if tiny else None  # else inferred from the checkpoint
-    model = load_viclip(path, config, device=dev, dtype=pick_dtype(dtype, dev)).eval()
     if tiny:
         log.warning("searching with the random-weight tiny ViCLIP: the ranking is noise")
     return LoadedModel(ref, model, dev, tiny)
@@ -415,7 +394,11 @@ def search_folder(
         raise SearchError("the query is empty")
     if top < 1:
         raise SearchError("--top must be at least 1")
-    lm = load_model(viclip_ref(models, viclip), cache_dir, device, dtype)
+    try:
+        ref = viclip_ref(models, viclip)
+    except ValueError as e:
+        raise SearchError(str(e)) from e
+    lm = load_model(ref, cache_dir, device, dtype)
     clips = read_clips(clips_path)
     ri = ensure_index(out_dir, clips, lm, rebuild=rebuild, batch_size=batch_size)
     scores, pos = search_index(ri.index, embed_text(lm, query), top)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from internvid.caption.models import load_once
+from internvid.hub import load_once
 
 log = logging.getLogger(__name__)
 

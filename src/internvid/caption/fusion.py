@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from internvid.caption.clean import collapse_consecutive
-from internvid.caption.models import load_once
+from internvid.hub import load_once
 
 log = logging.getLogger(__name__)
 

@@ -455,3 +455,8 @@ _BUILDERS: dict[str, Callable[[Path], None]] = {
     "t5": _build_t5,
     "chat": _build_chat,
 }
+
+
+def build_tiny(name: str, root: str | Path) -> Path:
+    """The hub's entry (internvid.hub.TINY_MODELS): build `name` under root/<name> once."""
+    return build_tiny_models(root, [name])[name]

@@ -25,3 +25,10 @@ def build_tiny_viclip(root: str | Path, seed: int = 0) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def build_tiny(name: str, root: str | Path) -> Path:
+    """The hub's entry (internvid.hub.TINY_MODELS): the tiny ViCLIP checkpoint under root."""
+    if name != "viclip":
+        raise ValueError(f"no tiny model {name!r} here")
+    return build_tiny_viclip(root)

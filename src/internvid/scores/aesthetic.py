@@ -175,7 +175,7 @@ def resolve_device_dtype(device: str, dtype: Any) -> tuple[str, torch.dtype]:
     torch dtype."""
     import torch
 
-    from internvid.caption.models import pick_device, pick_dtype
+    from internvid.hub import pick_device, pick_dtype
 
     device = pick_device(device)
     if dtype is None:

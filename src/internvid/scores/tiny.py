@@ -170,3 +170,8 @@ def _build_clip(folder: Path) -> None:
     )
     model.save_pretrained(folder)
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def build_tiny(name: str, root: str | Path) -> Path:
+    """The hub's entry (internvid.hub.TINY_MODELS): build the scorer models under root/scorers."""
+    return build_tiny_scorer_models(Path(root) / "scorers")[name]

@@ -52,7 +52,7 @@ class CaptionStage(Stage):
         return state
 
     def setup(self) -> None:
-        from internvid.caption.models import pick_device, pick_dtype
+        from internvid.hub import pick_device, pick_dtype
 
         c = self.cfg
         device = pick_device(c.device)
@@ -139,7 +139,7 @@ class FuseStage(Stage):
         return state
 
     def setup(self) -> None:
-        from internvid.caption.models import pick_device, pick_dtype
+        from internvid.hub import pick_device, pick_dtype
 
         c = self.cfg
         device = pick_device(c.device)

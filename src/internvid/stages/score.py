@@ -10,6 +10,7 @@ import numpy as np
 
 from internvid.config import ScoreConfig
 from internvid.engine import Context, Resources, Sample, Stage
+from internvid.hub import OFFICIAL_CLIP, OFFICIAL_VICLIP, TINY_VICLIP
 from internvid.io.shards import best_caption
 from internvid.media.onepass import FrameNeed
 
@@ -19,8 +20,6 @@ NEED_VICLIP = "score_viclip"  # 8 frames at 224x224 (no crop), ViCLIP's sampling
 NEED_UNIFORM = "score_uniform"  # 4 uniform frames, 224 px short side (aesthetic: max over them)
 NEED_MIDDLE = "score_middle"  # the middle frame, 224 px short side (CLIPScore)
 NEED_TEXT = "score_text"  # 4 uniform frames for the text detector
-OFFICIAL_VICLIP = "OpenGVLab/ViCLIP/ViClip-InternVid-10M-FLT.pth"  # ViCLIP-L/14, 10M-FLT
-OFFICIAL_CLIP = "openai/clip-vit-large-patch14"  # CLIP ViT-L/14: aesthetic + CLIPScore
 # the published aesthetic heads (improved MLP predictor; LAION's first linear one)
 AESTHETIC_HEADS = {
     "mlp": "camenduru/improved-aesthetic-predictor/sac+logos+ava1-l14-linearMSE.pth",
@@ -49,7 +48,7 @@ def score_models(cfg: ScoreConfig, caption_preset: str = "none") -> ScoreModels 
         return None
     tiny = cfg.models == "tiny" or (cfg.models == "auto" and caption_preset == "tiny")
     want = set(cfg.scores)
-    viclip = cfg.viclip or ("tiny:viclip" if tiny else OFFICIAL_VICLIP)
+    viclip = cfg.viclip or (TINY_VICLIP if tiny else OFFICIAL_VICLIP)
     clip = cfg.clip_model or ("tiny:clip" if tiny else OFFICIAL_CLIP)
     head = cfg.aesthetic_head
     if head in AESTHETIC_HEADS:
@@ -122,7 +121,7 @@ class ScoreStage(Stage):
         return state
 
     def setup(self) -> None:
-        from internvid.caption.models import fetch_file, pick_device, pick_dtype
+        from internvid.hub import fetch_file, pick_device, pick_dtype
 
         c, m = self.cfg, self.models
         device = pick_device(c.device)
@@ -130,12 +129,11 @@ class ScoreStage(Stage):
         self._device = device
         want = set(c.scores)
         if "viclip_sim" in want:
-            from internvid.models import ViCLIPConfig, load_viclip
+            from internvid.hub import load_viclip
 
-            path = fetch_file(self.paths[m.viclip])
-            config = ViCLIPConfig.tiny() if m.viclip == "tiny:viclip" else None  # else inferred
-            model = load_viclip(path, config, device=device, dtype=dtype).eval()
-            self._loaded["viclip"] = model
+            self._loaded["viclip"] = load_viclip(
+                m.viclip, device=device, dtype=c.dtype, resolved=self.paths[m.viclip]
+            )
         if "aesthetic" in want:
             from internvid.scores import AestheticScorer
 

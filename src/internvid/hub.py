@@ -1,7 +1,8 @@
-"""Finding models before any work (local folder, HF cache, hub), devices and dtypes, loading once."""
+"""The model hub: find models before any work (local, tiny, HF cache, hub), fetch, device, dtype, load once."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -11,7 +12,24 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-TINY_PREFIX = "tiny:"  # "tiny:blip" names a tiny model built locally by internvid.caption.tiny
+TINY_PREFIX = "tiny:"  # "tiny:blip" names a random-weight model built locally (TINY_MODELS)
+# tiny:NAME -> the module whose `build_tiny(name, root)` builds it (imported only when asked for,
+# so that the hub imports no model code and nothing imports in a cycle)
+TINY_MODELS = {
+    "blip": "internvid.caption.tiny",
+    "blip2": "internvid.caption.tiny",
+    "t5": "internvid.caption.tiny",
+    "chat": "internvid.caption.tiny",
+    "viclip": "internvid.models.tiny",
+    "clip": "internvid.scores.tiny",
+    "aesthetic-linear": "internvid.scores.tiny",
+    "aesthetic-mlp": "internvid.scores.tiny",
+}
+MODEL_CHOICES = ("auto", "real", "tiny")  # --models of score/search/eval: auto (tiny when the run
+# captioned with tiny models), real (the official checkpoints), tiny (random weights, offline)
+OFFICIAL_VICLIP = "OpenGVLab/ViCLIP/ViClip-InternVid-10M-FLT.pth"  # ViCLIP-L/14, 10M-FLT
+TINY_VICLIP = "tiny:viclip"  # the random-weight ViCLIPConfig.tiny() checkpoint
+OFFICIAL_CLIP = "openai/clip-vit-large-patch14"  # CLIP ViT-L/14: aesthetic + CLIPScore
 HUB_PROBE_SECONDS = 3.0  # how long the one reachability probe of the hub may take
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")  # fmt: skip
@@ -89,21 +107,12 @@ def url_reachable(url: str, timeout: float = HUB_PROBE_SECONDS) -> bool:
 
 def _tiny(name: str, cache_dir: str) -> Path | None:
     """Build (once) and return the local folder or file of a `tiny:NAME` model, None if unknown."""
-    from internvid.caption.tiny import TINY_MODELS, build_tiny_models
-
     kind = name[len(TINY_PREFIX) :]
+    module = TINY_MODELS.get(kind)
+    if module is None:
+        return None
     root = default_cache_dir(cache_dir) / "tiny-models"
-    if kind in TINY_MODELS:
-        return build_tiny_models(root, [kind])[kind]
-    if kind == "viclip":
-        from internvid.models.tiny import build_tiny_viclip
-
-        return build_tiny_viclip(root)
-    from internvid.scores.tiny import TINY_SCORER_MODELS, build_tiny_scorer_models
-
-    if kind in TINY_SCORER_MODELS:
-        return build_tiny_scorer_models(root / "scorers")[kind]
-    return None
+    return importlib.import_module(module).build_tiny(kind, root)
 
 
 def split_file_ref(ref: str) -> tuple[str, str]:
@@ -260,3 +269,36 @@ def load_once(kind: str, path: str, device: str, dtype: Any, loader) -> Any:
         if key not in _LOADED:
             _LOADED[key] = loader()
         return _LOADED[key]
+
+
+def viclip_ref(models: str = "auto", viclip: str | None = None, tiny_run: bool = False) -> str:
+    """The ViCLIP checkpoint that `--models` and `--viclip` pick (`tiny_run`: the run captioned
+    with tiny models, which `auto` follows)."""
+    if models not in MODEL_CHOICES:
+        raise ValueError(f"--models must be one of {MODEL_CHOICES}, not {models!r}")
+    if viclip:
+        return str(Path(viclip).expanduser().resolve()) if Path(viclip).is_file() else viclip
+    tiny = models == "tiny" or (models == "auto" and tiny_run)
+    return TINY_VICLIP if tiny else OFFICIAL_VICLIP
+
+
+def load_viclip(
+    ref: str,
+    cache_dir: str = "",
+    device: str = "auto",
+    dtype: str = "auto",
+    resolved: str | None = None,
+    what: str = "ViCLIP",
+) -> Any:
+    """The one ViCLIP loader: find `ref` (a checkpoint file, OWNER/REPO/FILE or tiny:viclip;
+    `resolved` when resolve_models already found it), fetch it, load it on `device` in `dtype`
+    ("auto" picks), eval mode. Raises ModelsUnavailable naming it when it cannot be had."""
+    from internvid.models import ViCLIPConfig
+    from internvid.models import load_viclip as load_checkpoint
+
+    if resolved is None:
+        resolved = resolve_models([], cache_dir, files=[ref], what=what)[0].path
+    path = fetch_file(resolved, cache_dir)
+    dev = pick_device(device)
+    config = ViCLIPConfig.tiny() if ref == TINY_VICLIP else None  # else inferred from the file
+    return load_checkpoint(path, config, device=dev, dtype=pick_dtype(dtype, dev)).eval()
