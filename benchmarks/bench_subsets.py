@@ -1,7 +1,8 @@
 """Benchmark: `internvid subset` div / flt / aes on 10M synthetic release rows, time and peak RSS.
 
-    PYTHONPATH=src python benchmarks/bench_subsets.py --rows 10000000 --memory-limits 1GB,512MB \\
-        --release-scale
+    PYTHONPATH=src python benchmarks/bench_subsets.py --rows 10000000 --memory-limits 1GB,512MB
+    PYTHONPATH=src python benchmarks/bench_subsets.py --sampler-only \\
+        --sampler-rows 10000000,20000000,234000000 --numpy-max-rows 20000000
 
 Generates release-like rows (11-character YouTube ids, about 33 clips a video with a skewed
 spread, HH:MM:SS.mmm timestamps, 10-20 word captions, Aesthetic_Score and UMT_Score) with
@@ -9,11 +10,14 @@ vectorised NumPy -> pyarrow into a temporary folder: a release .jsonl (written b
 clips.parquet of the same rows (`--formats`). Runs each rule in a fresh child process
 (`python -m internvid subset RULE INPUT ...`) at each DuckDB memory limit and reports its wall
 time and peak RSS (`getrusage(RUSAGE_CHILDREN).ru_maxrss` of a small launcher process). Each DIV
-selection is checked against NumPy's reference draw (`rng.choice(n, N, replace=False,
-p=w / w.sum())` over the canonical order). Then two children run only the sampler on the same
-video counts, NumPy's reference call on the expanded weights and `div_choice`, to compare their
-time and memory and check they draw the same indices; `--release-scale` repeats that at the
-full release's size (234M clips of 7.1M videos, N = 10,647,458).
+selection is checked against the release's draw as Data/InternVid/div_sampling.py writes it
+(`np.random.seed(42); np.random.choice(n, N, replace=False, p=w / w.sum())` over the canonical
+order). Then two children run only the sampler on the same video counts, that NumPy call on the
+expanded weights and `div_choice`, to compare their time and memory and check they draw the same
+indices. `--sampler-rows` repeats the sampler comparison at other sizes (clips per video and N
+in the release's proportions: 33 clips a video, N = rows x 10,647,458 / 234M; the full release is
+234000000), NumPy's call only up to `--numpy-max-rows` (it holds ~40 bytes a row);
+`--release-scale` is `--sampler-rows 234000000`; `--sampler-only` skips the subset runs.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ logger = logging.getLogger("bench_subsets")
 
 REPO = Path(__file__).resolve().parents[1]  # the repository root (src/ goes on PYTHONPATH)
 CLIPS_PER_VIDEO = 33  # the release: 234M clips of 7.1M videos
+RELEASE_ROWS, RELEASE_VIDEOS = 234_000_000, 7_100_000  # the release's candidates for DIV
+RELEASE_DIV = 10_647_458  # clips the release's DIV drew
 GEN_CHUNK = 1_000_000  # rows generated (and written as one row group) at a time
 _WORDS_TEXT = (
     "a man woman child dog cat playing guitar piano in on the with and of near park city street "
@@ -183,15 +189,19 @@ def run_child(cmd: list[str]) -> tuple[float, float, str]:
     return wall, maxrss_kib / 1024, proc.stdout.strip()
 
 
-def verify_div(truth: Truth, out_parquet: Path, size: int, seed: int) -> bool:
-    """Does the DIV output hold exactly the rows of NumPy's reference draw?"""
-    from internvid.subsets import reference_choice
+def release_draw(weights: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """div_sampling.py's draw as written there: NumPy's global legacy generator."""
+    np.random.seed(seed)
+    return np.random.choice(len(weights), size, replace=False, p=weights / weights.sum())
 
+
+def verify_div(truth: Truth, out_parquet: Path, size: int, seed: int) -> bool:
+    """Does the DIV output hold exactly the rows the release's draw picks?"""
     rows = np.arange(truth.video.size)
     order = np.lexsort((rows, truth.end_ms, truth.start_ms, truth.video))
     counts = np.bincount(truth.video[order])
     counts = counts[counts > 0]
-    picked = order[reference_choice(np.repeat(1.0 / counts, counts), size, seed)]
+    picked = order[release_draw(np.repeat(1.0 / counts, counts), size, seed)]
     expected = sorted(
         f"{truth.ids[truth.video[i]]}_{_hms(truth.start_ms[i])}_{_hms(truth.end_ms[i])}"
         for i in picked
@@ -206,12 +216,15 @@ def _hms(ms: int) -> str:
 
 SAMPLER_CHILD = """
 import sys, numpy as np
-from internvid.subsets import div_choice, reference_choice
 counts = np.load(sys.argv[2]); size = int(sys.argv[3])
-if sys.argv[1] == "numpy":
-    idx = reference_choice(np.repeat(1.0 / counts, counts), size, 42)
+if sys.argv[1] == "numpy":  # Data/InternVid/div_sampling.py's lines on the same weights
+    w = np.repeat(1.0 / counts, counts)
+    np.random.seed(42)
+    w = w / w.sum()
+    idx = np.random.choice(len(w), size, replace=False, p=w)
 else:
-    idx = div_choice(counts, size, 42)
+    from internvid.subsets import div_choice
+    idx = div_choice(counts, size, 42)  # default rng: legacy
 np.save(sys.argv[4], idx)
 """  # a child that runs one sampler on the video counts and saves the drawn indices
 
@@ -223,17 +236,22 @@ def release_scale_counts(rows: int, videos: int, seed: int = 1) -> np.ndarray:
     return rng.multinomial(rows - videos, popularity / popularity.sum()) + 1
 
 
-def compare_samplers(counts: np.ndarray, size: int, folder: Path) -> list[tuple]:
-    """NumPy's reference call vs div_choice on the same counts: (name, wall, RSS, same draw)."""
+def compare_samplers(
+    counts: np.ndarray, size: int, folder: Path, with_numpy: bool = True
+) -> list[tuple]:
+    """NumPy's call vs div_choice on the same counts: (name, wall, RSS, same draw)."""
     np.save(folder / "counts.npy", counts)
     rows = []
-    for name in ("numpy", "div_choice"):
+    for name in ("numpy", "div_choice") if with_numpy else ("div_choice",):
+        (folder / f"idx_{name}.npy").unlink(missing_ok=True)
         cmd = [sys.executable, "-c", SAMPLER_CHILD, name, str(folder / "counts.npy"), str(size)]
         wall, rss, _ = run_child([*cmd, str(folder / f"idx_{name}.npy")])
         rows.append(
             (f"{name}: {int(counts.sum()):,} rows, {counts.size:,} videos, N {size:,}", wall, rss)
         )
         logger.info("sampler %s: %.1f s, %.0f MB", rows[-1][0], wall, rss)
+    if not with_numpy:
+        return [(*r, "(NumPy not run)") for r in rows]
     same = np.array_equal(np.load(folder / "idx_numpy.npy"), np.load(folder / "idx_div_choice.npy"))
     return [(*r, "yes" if same else "NO") for r in rows]
 
@@ -251,6 +269,18 @@ def main() -> None:
         action="store_true",
         help="also compare the samplers at 234M rows / 7.1M videos (needs ~9 GB for NumPy's)",
     )
+    ap.add_argument(
+        "--sampler-rows",
+        default="",
+        help="comma-separated row counts to compare the samplers at (release proportions)",
+    )
+    ap.add_argument(
+        "--numpy-max-rows",
+        type=int,
+        default=None,
+        help="run NumPy's call only up to this many rows (default: always)",
+    )
+    ap.add_argument("--sampler-only", action="store_true", help="no generated rows, no subset runs")
     ap.add_argument("--keep", type=Path, default=None, help="generate into this folder, keep it")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -259,19 +289,21 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_subsets_"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        t0 = time.perf_counter()
-        truth, inputs = generate(folder, args.rows, formats)
-        gen_s = time.perf_counter() - t0
-        sizes = {k: v.stat().st_size / 1e6 for k, v in inputs.items()}
-        logger.info("generated %s rows in %.1f s: %s", f"{args.rows:,}", gen_s, sizes)
-        results = []
-        runs = [
-            (limit, fmt, rule)
-            for limit in args.memory_limits.split(",")
-            for fmt in inputs
-            for rule in args.rules.split(",")
-            if rule
-        ]
+        results, samplers, sizes, gen_s = [], [], {}, 0.0
+        runs, inputs = [], {}
+        if not args.sampler_only:
+            t0 = time.perf_counter()
+            truth, inputs = generate(folder, args.rows, formats)
+            gen_s = time.perf_counter() - t0
+            sizes = {k: v.stat().st_size / 1e6 for k, v in inputs.items()}
+            logger.info("generated %s rows in %.1f s: %s", f"{args.rows:,}", gen_s, sizes)
+            runs = [
+                (limit, fmt, rule)
+                for limit in args.memory_limits.split(",")
+                for fmt in inputs
+                for rule in args.rules.split(",")
+                if rule
+            ]
         for limit, fmt, rule in runs:
             out = folder / f"out_{fmt}_{rule}"
             cmd = [sys.executable, "-m", "internvid", "-q", "subset", rule, str(inputs[fmt])]
@@ -290,11 +322,18 @@ def main() -> None:
             results.append((limit, fmt, rule, wall, rss, summary.split(" -> ")[0], ok))
             for suffix in (".jsonl", ".parquet"):
                 Path(f"{out}{suffix}").unlink(missing_ok=True)
-        counts = np.bincount(truth.video)
-        samplers = compare_samplers(counts[counts > 0], size, folder)
+        if not args.sampler_only:
+            counts = np.bincount(truth.video)
+            samplers = compare_samplers(counts[counts > 0], size, folder)
+        scales = [int(r) for r in args.sampler_rows.split(",") if r]
         if args.release_scale:  # the full release: 234M clips of 7.1M videos, DIV of 10,647,458
-            counts = release_scale_counts(234_000_000, 7_100_000)
-            samplers += compare_samplers(counts, 10_647_458, folder)
+            scales.append(RELEASE_ROWS)
+        for rows in scales:  # the release's proportions at `rows` rows
+            videos = round(rows * RELEASE_VIDEOS / RELEASE_ROWS)
+            n_div = round(rows * RELEASE_DIV / RELEASE_ROWS)
+            counts = release_scale_counts(rows, videos)
+            with_numpy = args.numpy_max_rows is None or rows <= args.numpy_max_rows
+            samplers += compare_samplers(counts, n_div, folder, with_numpy)
         print_report(args, size, gen_s, sizes, results, samplers)
     finally:
         if args.keep is None:
@@ -311,17 +350,23 @@ def print_report(
 ) -> None:
     """The markdown table for benchmarks/RESULTS.md, on stdout."""
     lines = [
-        f"- Rows: {args.rows:,} ({args.rows // CLIPS_PER_VIDEO:,} videos), N = {size:,}; "
-        f"generation {gen_s:.0f} s (not counted); "
-        + ", ".join(f"{k} {v:,.0f} MB" for k, v in sizes.items()),
-        f"- Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "",
-        "| memory_limit | input | rule | wall s | peak RSS MB | rows removed / drawn "
-        "| = NumPy reference |",
-        "|---|---|---|---:|---:|---|---|",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f", NumPy {np.__version__}",
     ]
-    for limit, fmt, rule, wall, rss, summary, ok in results:
-        lines.append(f"| {limit} | {fmt} | {rule} | {wall:.1f} | {rss:,.0f} | {summary} | {ok} |")
+    if not args.sampler_only:
+        lines += [
+            f"- Rows: {args.rows:,} ({args.rows // CLIPS_PER_VIDEO:,} videos), N = {size:,}; "
+            f"generation {gen_s:.0f} s (not counted); "
+            + ", ".join(f"{k} {v:,.0f} MB" for k, v in sizes.items()),
+            "",
+            "| memory_limit | input | rule | wall s | peak RSS MB | rows removed / drawn "
+            "| = NumPy's draw |",
+            "|---|---|---|---:|---:|---|---|",
+        ]
+        for limit, fmt, rule, wall, rss, summary, ok in results:
+            lines.append(
+                f"| {limit} | {fmt} | {rule} | {wall:.1f} | {rss:,.0f} | {summary} | {ok} |"
+            )
     lines += [
         "",
         "| sampler only (DIV draw, seed 42) | wall s | peak RSS MB | same indices |",

@@ -1,4 +1,4 @@
-"""Subsets: DIV / random equal NumPy's reference draw, FLT / Aes / --where counts, both inputs."""
+"""Subsets: DIV / random equal NumPy's own draw, FLT / Aes / --where counts, both inputs."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from internvid.io.release import ReleaseRow, iter_release_rows, row_from_clip
 from internvid.io.tables import CLIP_SCHEMA, row_to_clip
 from internvid.subsets import (
+    Rng,
     Rule,
     SubsetError,
     SubsetSpec,
@@ -46,10 +47,20 @@ def _ids(rng: np.random.Generator, n: int) -> np.ndarray:
     return ids
 
 
-def _synthetic(seed: int = 0, n: int = N_CLIPS, videos: int = N_VIDEOS) -> dict[str, np.ndarray]:
-    """Columns of a synthetic clip table; NaN marks an absent score, "" an absent caption."""
+def _synthetic(
+    seed: int = 0, n: int = N_CLIPS, videos: int = N_VIDEOS, skew: float = 0.0
+) -> dict[str, np.ndarray]:
+    """Columns of a synthetic clip table; NaN marks an absent score, "" an absent caption.
+
+    `skew` > 0: clips per video spread like the release's (lognormal popularity of that sigma:
+    most videos have a few clips, some hundreds); 0: about n / videos each.
+    """
     rng = np.random.default_rng(seed)
-    vids = _ids(rng, videos)[rng.integers(0, videos, n)]
+    if skew > 0:
+        popularity = rng.lognormal(0.0, skew, videos)
+        vids = _ids(rng, videos)[rng.choice(videos, n, p=popularity / popularity.sum())]
+    else:
+        vids = _ids(rng, videos)[rng.integers(0, videos, n)]
     start_ms = rng.permutation(n).astype(np.int64) * 10  # distinct: clip ids stay unique
     dur_ms = np.clip(np.exp(rng.normal(1.8, 1.3, n)) * 1000, 100, 600_000).astype(np.int64)
     cols = {
@@ -165,13 +176,47 @@ def _canonical(c: dict[str, np.ndarray], clip_ids: np.ndarray, rows: np.ndarray)
 
 
 def _div_reference(
-    c: dict[str, np.ndarray], clip_ids: np.ndarray, rows: np.ndarray, size: int
+    c: dict[str, np.ndarray],
+    clip_ids: np.ndarray,
+    rows: np.ndarray,
+    size: int,
+    seed: int = 42,
+    generator: bool = False,
 ) -> set[str]:
-    """The clip ids NumPy's reference DIV draw picks from candidate `rows` (seed 42)."""
+    """The clip ids the release's DIV draw picks from candidate `rows` (in canonical order);
+    `generator`: what `np.random.default_rng(seed).choice` picks instead."""
     rows = _canonical(c, clip_ids, rows)
     _, inverse, counts = np.unique(c["video_id"][rows], return_inverse=True, return_counts=True)
     weights = 1.0 / counts[inverse]
-    return set(clip_ids[rows[reference_choice(weights, size, 42)]])
+    if generator:
+        p = weights / weights.sum()
+        picked = np.random.default_rng(seed).choice(weights.size, size, replace=False, p=p)
+    else:
+        picked = _release_draw(weights, size, seed)
+    return set(clip_ids[rows[picked]])
+
+
+def _release_draw(weights: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Data/InternVid/div_sampling.py's draw, as it is written there: NumPy's global legacy
+    generator (`np.random.seed`, then `np.random.choice` with p = w / w.sum())."""
+    state = np.random.get_state()  # leave NumPy's global stream as we found it
+    try:
+        np.random.seed(seed)
+        p = weights / weights.sum()
+        return np.random.choice(len(weights), size, replace=False, p=p)
+    finally:
+        np.random.set_state(state)
+
+
+@pytest.fixture(scope="module")
+def skewed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, np.ndarray], np.ndarray, Path]:
+    """100k clips of 13,828 videos, 1 to several hundred clips each."""
+    folder = tmp_path_factory.mktemp("skewed")
+    c = _synthetic(seed=5, videos=20_000, skew=1.5)
+    clip_ids = _write_parquet(c, folder / "clips.parquet")
+    return c, clip_ids, folder
 
 
 @pytest.fixture(scope="module")
@@ -199,8 +244,28 @@ def test_div_choice_is_numpys_draw(chunk_rows: int) -> None:
     counts = rng.integers(1, 60, 2000)
     weights = np.repeat(1.0 / counts, counts)
     for size in (1, 5000, int(counts.sum()) - 3):  # the last needs many rounds
-        got = div_choice(counts, size, 42, chunk_rows=chunk_rows)
-        np.testing.assert_array_equal(got, reference_choice(weights, size, 42))  # order too
+        got = div_choice(counts, size, 42, chunk_rows=chunk_rows)  # default: legacy
+        np.testing.assert_array_equal(got, _release_draw(weights, size, 42))  # order too
+        got = div_choice(counts, size, 42, "generator", chunk_rows=chunk_rows)
+        want = np.random.default_rng(42).choice(
+            weights.size, size, replace=False, p=weights / weights.sum()
+        )
+        np.testing.assert_array_equal(got, want)
+
+
+def test_div_choice_is_the_release_draw_on_skewed_counts() -> None:
+    """100k rows, clips per video from 1 to hundreds; seeds and sizes up to N = rows - 3."""
+    rng = np.random.default_rng(11)
+    popularity = rng.lognormal(0.0, 1.5, 15_000)
+    counts = rng.multinomial(100_000 - 15_000, popularity / popularity.sum()) + 1
+    assert counts.sum() == 100_000 and counts.min() == 1 and counts.max() > 150
+    weights = np.repeat(1.0 / counts, counts)
+    for seed, size in ((42, 10_000), (0, 1), (7, 60_000), (2**32 - 1, 99_997)):
+        got = div_choice(counts, size, seed, chunk_rows=1 << 14)
+        np.testing.assert_array_equal(got, _release_draw(weights, size, seed), err_msg=str(seed))
+    with pytest.raises(ValueError, match="seeds"):
+        div_choice(counts, 5, 2**32)
+    assert div_choice(counts, 5, 2**32, Rng.generator).size == 5
 
 
 def test_choice_runs_general_weights_and_uniform() -> None:
@@ -209,9 +274,12 @@ def test_choice_runs_general_weights_and_uniform() -> None:
     values = rng.random(500) * 10.0 ** rng.integers(-3, 3, 500)
     weights = np.repeat(values, lengths)
     got = choice_runs(lengths, values, 3000, 7, chunk_rows=777)
+    np.testing.assert_array_equal(got, _release_draw(weights, 3000, 7))
     np.testing.assert_array_equal(got, reference_choice(weights, 3000, 7))
+    got = choice_runs(lengths, values, 3000, 7, "generator", chunk_rows=777)
+    np.testing.assert_array_equal(got, reference_choice(weights, 3000, 7, "generator"))
     got = uniform_choice(50_000, 20_000, 9, chunk_rows=4096)
-    np.testing.assert_array_equal(got, reference_choice(np.ones(50_000), 20_000, 9))
+    np.testing.assert_array_equal(got, _release_draw(np.ones(50_000), 20_000, 9))
     assert uniform_choice(10, 0).size == 0
     with pytest.raises(ValueError):
         uniform_choice(10, 11)
@@ -236,6 +304,30 @@ def test_div_selects_the_reference_draw(table, tmp_path: Path) -> None:
     assert lines == [
         json.dumps(row_from_clip(row_to_clip(r)).to_json(), ensure_ascii=False) for r in rows
     ]
+
+
+def test_div_is_the_release_draw_on_a_skewed_run(skewed, tmp_path: Path) -> None:
+    """`internvid subset div --seed 42` picks the clips `np.random.seed(42); np.random.choice`
+    picks over the same rows: 100k clips, 1 to hundreds a video, N up to all but 5."""
+    c, clip_ids, run = skewed
+    counts = np.unique(c["video_id"], return_counts=True)[1]
+    assert counts.size > 13_000 and counts.min() == 1 and counts.max() > 100
+    everything = np.arange(N_CLIPS)
+    out = tmp_path / "cli"
+    args = ["subset", "div", str(run), "-n", "10000", "--seed", "42", "-o", str(out)]
+    res = CliRunner().invoke(_app(), args)
+    assert res.exit_code == 0, res.output
+    assert set(_out_ids(out)) == _div_reference(c, clip_ids, everything, 10_000, 42)
+    for seed, size in ((3, 1), (9, 50_000), (123, N_CLIPS - 5)):  # the last: many rounds
+        make_subset(run, tmp_path / f"s{seed}", SubsetSpec(Rule.div, size=size, seed=seed))
+        want = _div_reference(c, clip_ids, everything, size, seed)
+        assert set(_out_ids(tmp_path / f"s{seed}")) == want, seed
+    # --rng generator: np.random.default_rng(42).choice, a different sample of the same rows
+    res = CliRunner().invoke(_app(), [*args[:-1], str(tmp_path / "gen"), "--rng", "generator"])
+    assert res.exit_code == 0, res.output
+    generated = set(_out_ids(tmp_path / "gen"))
+    assert generated == _div_reference(c, clip_ids, everything, 10_000, 42, generator=True)
+    assert generated != set(_out_ids(out))
 
 
 def test_flt_counts_and_draw(table, tmp_path: Path) -> None:
@@ -391,6 +483,10 @@ def test_bad_options(table, tmp_path: Path) -> None:
         make_subset(run, tmp_path / "x", SubsetSpec(Rule.div))
     with pytest.raises(SubsetError, match="only"):
         make_subset(run, tmp_path / "x", SubsetSpec(Rule.div, size=N_CLIPS + 1))
+    with pytest.raises(SubsetError, match="seeds 0"):
+        make_subset(run, tmp_path / "x", SubsetSpec(Rule.div, size=5, seed=2**32))
+    with pytest.raises(SubsetError, match="--rng"):
+        make_subset(run, tmp_path / "x", SubsetSpec(Rule.div, size=5, rng="mt"))  # type: ignore[arg-type]
     with pytest.raises(SubsetError, match="no such file"):
         make_subset(tmp_path / "missing.jsonl", tmp_path / "x", SubsetSpec(Rule.aes))
     assert not list(tmp_path.iterdir())

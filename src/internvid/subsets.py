@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "DEFAULT_RNG",
     "DEFAULT_SEED",
+    "Rng",
     "Rule",
     "Step",
     "SubsetError",
@@ -64,6 +66,19 @@ class Rule(enum.StrEnum):
     where = "where"  # only the --where filter (plus a uniform sample when N is given)
 
 
+class Rng(enum.StrEnum):
+    """Which NumPy random stream the DIV and random draws use."""
+
+    # np.random.seed(seed); np.random.choice(...): the legacy global RandomState (MT19937,
+    # random_sample), what the release's Data/InternVid/div_sampling.py drew DIV with
+    legacy = "legacy"
+    generator = "generator"  # np.random.default_rng(seed).choice(...): PCG64's Generator.random
+
+
+DEFAULT_RNG = Rng.legacy  # the release's DIV draw (np.random.seed(42); np.random.choice)
+LEGACY_SEED_MAX = 2**32 - 1  # RandomState / np.random.seed take seeds 0 .. 2**32 - 1
+
+
 class SubsetError(ValueError):
     """Bad input or options for a subset (the CLI logs it and exits with status 2)."""
 
@@ -74,7 +89,10 @@ class SubsetSpec:
 
     rule: Rule = Rule.div  # which subset
     size: int | None = None  # N: clips to draw (div, flt, random; optional for aes and where)
-    seed: int = DEFAULT_SEED  # seed of np.random.default_rng for DIV and random draws
+    seed: int = DEFAULT_SEED  # seed of the DIV and random draws (the release: 42)
+    # random stream: legacy = np.random.seed(seed) + np.random.choice, as the release's
+    # div_sampling.py; generator = np.random.default_rng(seed).choice
+    rng: Rng = DEFAULT_RNG
     where: str | None = None  # DuckDB boolean expression applied first, for any rule
     score: str | None = None  # FLT's score: None = viclip_sim (umt for release input)
     top_fraction: float = 0.3  # FLT keeps floor(top_fraction * n) clips by the score
@@ -120,38 +138,76 @@ class SubsetResult:
 # --- sampling: NumPy's weighted choice without replacement, without the weight vector -------------
 
 
-def reference_choice(weights: np.ndarray, size: int, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """The reference draw: `default_rng(seed).choice(n, size, replace=False, p=w / w.sum())`.
+def reference_choice(
+    weights: np.ndarray, size: int, seed: int = DEFAULT_SEED, rng: Rng | str = DEFAULT_RNG
+) -> np.ndarray:
+    """NumPy's own draw: `choice(n, size, replace=False, p=w / w.sum())` of a fresh stream.
 
-    Holds four n-row float64 arrays at its peak (the weights, p, NumPy's copy of p, its cdf);
-    `choice_runs` returns the same indices, in the same order, in bounded memory.
+    rng "legacy": `np.random.RandomState(seed).choice`, the same stream as the release's
+    `np.random.seed(seed); np.random.choice(...)` (without touching NumPy's global state);
+    "generator": `np.random.default_rng(seed).choice`. Holds four n-row float64 arrays at its
+    peak (the weights, p, NumPy's copy of p, its cdf); `choice_runs` returns the same indices,
+    in the same order, in bounded memory.
     """
     import numpy as np
 
     w = np.asarray(weights, dtype=np.float64)
-    return np.random.default_rng(seed).choice(w.size, size=size, replace=False, p=w / w.sum())
+    chooser = np.random.RandomState(seed) if Rng(rng) is Rng.legacy else np.random.default_rng(seed)
+    return chooser.choice(w.size, size=size, replace=False, p=w / w.sum())
+
+
+def _uniforms(rng: Rng | str, seed: int) -> Any:
+    """`k -> k uniforms in [0, 1)`: the draws NumPy's weighted choice makes each round.
+
+    Legacy `RandomState.choice` calls `self.rand(k)` (= `random_sample(k)`: MT19937, 53-bit
+    doubles) and `Generator.choice` calls `self.random(k)`; the rest of the two algorithms is
+    the same (numpy/random/mtrand.pyx and _generator.pyx).
+    """
+    import numpy as np
+
+    if Rng(rng) is Rng.legacy:
+        if not 0 <= int(seed) <= LEGACY_SEED_MAX:
+            raise ValueError(f"the legacy stream takes seeds 0 .. {LEGACY_SEED_MAX}, got {seed}")
+        return np.random.RandomState(int(seed)).random_sample
+    return np.random.default_rng(seed).random
 
 
 def div_choice(
-    video_counts: Any, size: int, seed: int = DEFAULT_SEED, *, chunk_rows: int = CHUNK_ROWS
+    video_counts: Any,
+    size: int,
+    seed: int = DEFAULT_SEED,
+    rng: Rng | str = DEFAULT_RNG,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> np.ndarray:
     """DIV: rows grouped by video (counts in row order), each row weighted 1 / its video's count.
 
-    Equals `reference_choice(np.repeat(1.0 / counts, counts), size, seed)`.
+    Equals `reference_choice(np.repeat(1.0 / counts, counts), size, seed, rng)`: with the
+    default legacy stream, the release's `np.random.seed(42); np.random.choice(len(data), N,
+    replace=False, p=w / w.sum())` over the same rows in the same order.
     """
     import numpy as np
 
     counts = np.asarray(video_counts, dtype=np.int64)
     if counts.size and counts.min() <= 0:
         raise ValueError("video counts must be positive")
-    return choice_runs(counts, 1.0 / counts, size, seed, chunk_rows=chunk_rows)
+    return choice_runs(counts, 1.0 / counts, size, seed, rng, chunk_rows=chunk_rows)
 
 
 def uniform_choice(
-    n: int, size: int, seed: int = DEFAULT_SEED, *, chunk_rows: int = CHUNK_ROWS
+    n: int,
+    size: int,
+    seed: int = DEFAULT_SEED,
+    rng: Rng | str = DEFAULT_RNG,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> np.ndarray:
-    """`size` of `n` rows uniformly: `reference_choice(np.ones(n), size, seed)`."""
-    return choice_runs([n], [1.0], size, seed, chunk_rows=chunk_rows)
+    """`size` of `n` rows uniformly: `reference_choice(np.ones(n), size, seed, rng)`.
+
+    That is the weighted algorithm with equal weights (NumPy's `choice(n, size, replace=False)`
+    without p would take `permutation(n)[:size]` instead: n int64s, a different sample).
+    """
+    return choice_runs([n], [1.0], size, seed, rng, chunk_rows=chunk_rows)
 
 
 def choice_runs(
@@ -159,16 +215,21 @@ def choice_runs(
     values: Any,
     size: int,
     seed: int = DEFAULT_SEED,
+    rng: Rng | str = DEFAULT_RNG,
     *,
     chunk_rows: int = CHUNK_ROWS,
 ) -> np.ndarray:
-    """`reference_choice(np.repeat(values, lengths), size, seed)`, bit for bit, in bounded memory.
+    """`reference_choice(np.repeat(values, lengths), size, seed, rng)`, bit for bit, in bounded
+    memory.
 
-    NumPy's `Generator.choice(n, size, replace=False, p=p)` (numpy/random/_generator.pyx) is
-    not a one-pass algorithm: it copies p, then repeats rounds until it has `size` distinct
-    indices: draw `k = size - found` uniforms with `random(k)`, zero p at the indices found so
-    far, `cdf = cumsum(p); cdf /= cdf[-1]`, map each uniform to `cdf.searchsorted(x, 'right')`,
-    and keep the new indices in order of first occurrence (`np.unique(return_index=True)`).
+    NumPy's `choice(n, size, replace=False, p=p)` — legacy `RandomState.choice`
+    (numpy/random/mtrand.pyx) and `Generator.choice` (_generator.pyx) alike — is not a one-pass
+    algorithm: it copies p, then repeats rounds until it has `size` distinct indices: draw
+    `k = size - found` uniforms (`rand(k)`, MT19937's `random_sample`, for the legacy stream;
+    `random(k)` for the Generator), zero p at the indices found so far,
+    `cdf = cumsum(p); cdf /= cdf[-1]`, map each uniform to `cdf.searchsorted(x, 'right')`, and
+    keep the new indices in order of first occurrence (`np.unique(return_index=True)`). The two
+    differ only in where the uniforms come from (`_uniforms`).
 
     This function makes the same random draws and the same floating-point operations, but
     never holds the n-row weight vector: weights are runs (a value repeated `lengths[i]`
@@ -182,12 +243,13 @@ def choice_runs(
       added to its first element; one pass finds `cdf[-1]`, a second maps the sorted uniforms.
     Memory: O(runs) for the run arrays (4 x 8 bytes a run: lengths, ends, weights, p) +
     O(chunk_rows) + O(size) for the draws (x, its sort order, the hits, `found`, np.unique's
-    temporaries: about 10 x 8 bytes a drawn row in the first round), never O(n). For the full
-    release (234M clips of 7.1M videos, DIV of 10,647,458; benchmarks/bench_subsets.py
-    --release-scale) it peaked at 0.9 GB RSS in 19 s and drew the same indices as the
-    reference call, which peaked at 9.3 GB in 42 s (the weights, p, NumPy's copy of p and the
-    cdf: 1.9 GB each). Time: two passes over n rows a round, a handful of rounds (each round
-    redraws only the repeats of the one before).
+    temporaries: about 10 x 8 bytes a drawn row in the first round), never O(n); the stream
+    (MT19937's 2.5 KB state or PCG64's) adds nothing. For the full release (234M clips of 7.1M
+    videos, DIV of 10,647,458) benchmarks/RESULTS.md has the measured and extrapolated peaks:
+    about 0.9 GB against NumPy's ~9.3 GB (the weights, p, NumPy's copy of p and the cdf: 1.9 GB
+    each). Time: two passes over n rows a round, a handful of rounds (each round redraws only
+    the repeats of the one before: p is zeroed at the rows found, so only a round's own
+    duplicates are redrawn).
     """
     import numpy as np
 
@@ -217,11 +279,11 @@ def choice_runs(
     if int(lengths[p_runs > 0].sum()) < size:  # NumPy's own check
         raise ValueError("Fewer non-zero entries in p than size")
     p = _Runs(ends, lengths, p_runs)
-    rng = np.random.default_rng(seed)
+    uniforms = _uniforms(rng, seed)
     found = np.zeros(size, dtype=np.int64)
     n_uniq = rounds = 0
     while n_uniq < size:
-        x = rng.random(size - n_uniq)
+        x = uniforms(size - n_uniq)
         new = _search_round(p, n, np.sort(found[:n_uniq]), x, chunk_rows)
         _, first = np.unique(new, return_index=True)
         first.sort()
@@ -543,6 +605,14 @@ def _check_spec(spec: SubsetSpec) -> None:
         raise SubsetError(f"{spec.rule.value} needs the number of clips to draw (-n)")
     if spec.size is not None and spec.size < 0:
         raise SubsetError("-n must be >= 0")
+    try:
+        spec.rng = Rng(spec.rng)
+    except ValueError:
+        raise SubsetError(f"unknown --rng {spec.rng!r}: one of {[r.value for r in Rng]}") from None
+    if spec.rng is Rng.legacy and not 0 <= spec.seed <= LEGACY_SEED_MAX:
+        raise SubsetError(f"--rng legacy takes seeds 0 .. {LEGACY_SEED_MAX} (np.random.seed)")
+    if spec.seed < 0:
+        raise SubsetError("--seed must be >= 0")
     if spec.rule is Rule.where and not spec.where:
         raise SubsetError("the where rule needs --where")
     if not 0.0 < spec.top_fraction <= 1.0:
@@ -589,9 +659,9 @@ def _draw(con: duckdb.DuckDBPyConnection, spec: SubsetSpec, n_cand: int, weighte
         counts = con.execute(
             "SELECT count(*) AS n FROM cand GROUP BY video_id ORDER BY min(rowid)"
         ).fetchnumpy()["n"]
-        idx = div_choice(np.asarray(counts, dtype=np.int64), size, spec.seed)
+        idx = div_choice(np.asarray(counts, dtype=np.int64), size, spec.seed, spec.rng)
     else:
-        idx = uniform_choice(n_cand, size, spec.seed)
+        idx = uniform_choice(n_cand, size, spec.seed, spec.rng)
     con.register("_sel", pa.table({"i": idx}))
     con.execute(
         "CREATE TABLE picked AS SELECT cand._row FROM cand SEMI JOIN _sel ON cand.rowid = _sel.i"
@@ -665,7 +735,8 @@ def make_subset(
     DuckDB does the scans, sorts and joins under `memory_limit`, spilling to a work folder
     (in `temp_dir`, else beside the output; deleted at the end). Samplers draw over the
     candidates in canonical order (video_id, start, end, clip_id, then input row) with
-    `choice_runs`, so a draw equals NumPy's reference draw over the same ordered rows. Output
+    `choice_runs`, so a draw equals NumPy's own draw over the same ordered rows (by default the
+    release's legacy `np.random.seed(seed); np.random.choice(...)`; `spec.rng`). Output
     rows are in canonical order. Raises SubsetError on bad options or input; DuckDB errors
     (a bad --where, malformed JSON) propagate as duckdb.Error.
     """
@@ -800,8 +871,16 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         seed: Annotated[
-            int, typer.Option(help="Seed of np.random.default_rng (the release: 42).")
+            int, typer.Option(help="Seed of the div/flt/random draw (the release: 42).")
         ] = DEFAULT_SEED,
+        rng: Annotated[
+            Rng,
+            typer.Option(
+                help="Random stream of div/flt/random: legacy = np.random.seed(SEED) + "
+                "np.random.choice, as the release's div_sampling.py; generator = "
+                "np.random.default_rng(SEED).choice."
+            ),
+        ] = DEFAULT_RNG,
         where: Annotated[
             str | None,
             typer.Option(
@@ -852,6 +931,7 @@ def register(app: typer.Typer) -> None:
             rule=rule,
             size=size,
             seed=seed,
+            rng=rng,
             where=where,
             score=score,
             top_fraction=top_fraction,
