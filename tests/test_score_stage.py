@@ -11,14 +11,11 @@ from typer.testing import CliRunner
 
 from internvid.cli import app
 from internvid.config import RunConfig, ScoreConfig
+from internvid.hub import OFFICIAL_CLIP, OFFICIAL_VICLIP
 from internvid.run import run
-from internvid.stages.score import (
-    AESTHETIC_HEADS,
-    OFFICIAL_CLIP,
-    OFFICIAL_VICLIP,
-    caption_percentiles,
-    score_models,
-)
+from internvid.scores.aesthetic import AESTHETIC_HEADS
+from internvid.scores.viclip_sim import caption_percentiles
+from internvid.stages.score import score_models
 
 runner = CliRunner()
 ALL = "viclip_sim,aesthetic,clipscore,text_overlay"
@@ -38,16 +35,20 @@ def test_caption_percentiles():
 
 def test_score_models_follow_the_preset():
     real = score_models(ScoreConfig(scores=["viclip_sim", "aesthetic"]), "lite")
-    assert (real.viclip, real.clip, real.aesthetic_head) == (
+    assert (real.get("viclip"), real.get("clip"), real.get("aesthetic_head")) == (
         OFFICIAL_VICLIP,
         OFFICIAL_CLIP,
         AESTHETIC_HEADS["mlp"],
     )
     tiny = score_models(ScoreConfig(scores=["clipscore"], models="auto"), "tiny")
-    assert (tiny.viclip, tiny.clip, tiny.aesthetic_head) == ("", "tiny:clip", "")
+    assert (tiny.get("viclip"), tiny.get("clip"), tiny.get("aesthetic_head")) == (
+        "",
+        "tiny:clip",
+        "",
+    )
     assert score_models(ScoreConfig(), "tiny") is None
     own = score_models(ScoreConfig(scores=["aesthetic"], aesthetic_head="/h.pth", models="tiny"))
-    assert own.aesthetic_head == "/h.pth" and own.clip == "tiny:clip"
+    assert own.get("aesthetic_head") == "/h.pth" and own.get("clip") == "tiny:clip"
 
 
 @pytest.fixture(scope="module")

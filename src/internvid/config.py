@@ -18,7 +18,6 @@ SCALE_FLAGS = ("area", "bilinear", "bicubic", "lanczos", "fast_bilinear", "neigh
 CAPTION_PRESETS = ("none", "tiny", "lite", "paper")  # caption.models choices
 FUSION_MODES = ("seq2seq", "chat", "none")  # caption.fusion choices ("" keeps the preset's)
 DTYPES = ("auto", "fp32", "fp16", "bf16")  # caption.dtype and score.dtype choices
-SCORES = ("viclip_sim", "aesthetic", "clipscore", "text_overlay")  # score.scores choices
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
 
 
@@ -170,7 +169,8 @@ class CaptionConfig:
 class ScoreConfig:
     """Per-clip scores: ViCLIP video-text similarity, aesthetics, CLIPScore, text overlay."""
 
-    # scores to compute, any of viclip_sim, aesthetic, clipscore, text_overlay (empty: none)
+    # scores to compute: names of registered scorers (internvid.scores; `internvid run --help`
+    # lists them: viclip_sim, clipscore, aesthetic, text_overlay, ...); empty: none
     scores: list[str] = field(default_factory=list)
     # auto (tiny when caption.models is tiny, else the real models), real, tiny (random
     # weights built locally: smoke runs only)
@@ -278,6 +278,8 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise ValueError on settings that cannot work, before any work starts."""
+        from internvid.scores.base import score_names
+
         checks = [
             (
                 self.collect.enabled in ("on", "off", "auto"),
@@ -322,8 +324,8 @@ class RunConfig:
             ),
             (self.caption.num_beams >= 1, "caption.num_beams must be >= 1"),
             (
-                set(self.score.scores) <= set(SCORES),
-                f"score.scores must be among {SCORES}, not {self.score.scores}",
+                set(self.score.scores) <= set(score_names()),
+                f"score.scores must be among {score_names()}, not {self.score.scores}",
             ),
             (self.score.models in ("auto", "real", "tiny"), "score.models: auto, real or tiny"),
             (
@@ -345,6 +347,23 @@ class RunConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+
+
+@dataclass
+class ReportConfig:
+    """`internvid report`: the page written about a run folder."""
+
+    # HTML file to write; None: report.html inside the run folder
+    out: str | None = None
+    # clips shown in the sample frame grid (0: none)
+    samples: int = 24
+    # seed of the random choice of those clips
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work."""
+        if self.samples < 0:
+            raise ValueError("samples must be >= 0")
 
 
 T = typing.TypeVar("T")
@@ -427,3 +446,65 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
     return value
+
+
+DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={YoutubeID}"  # where a release row lives
+URL_ID_FIELD = "{YoutubeID}"  # the placeholder of DownloadCommandConfig.url_template
+
+
+@dataclass
+class DownloadCommandConfig:
+    """`internvid download`: fetching the clips of release rows into shards (flags one for one)."""
+
+    # video URL of a row; {YoutubeID} is replaced by its (checked) id
+    url_template: str = DEFAULT_URL_TEMPLATE
+    # clips downloaded at the same time (threads; ffmpeg does the work)
+    workers: int = 4
+    # yt-dlp requests per second across all workers (0: no limit)
+    rate: float = 2.0
+    # requests that may go at once after an idle spell
+    burst: int = 1
+    # extra tries of a transient failure (429, 5xx, network) in one invocation
+    retries: int = 3
+    # seconds before the first retry; doubles each time, with jitter
+    backoff: float = 2.0
+    # longest wait between two tries, in seconds
+    max_backoff: float = 120.0
+    # format cap in pixels (0: no cap)
+    max_height: int = 720
+    # a yt-dlp format selector instead of the max_height one ("" derives it)
+    format: str = ""
+    # valid metadata rows per unit of work and WebDataset shard
+    rows_per_shard: int = 500
+    # only the first N valid rows (None: all)
+    limit: int | None = None
+    # seconds yt-dlp waits on a silent connection
+    socket_timeout: float = 30.0
+    # accept YoutubeIDs that start with "-" (real YouTube ids can; ids never reach a shell)
+    allow_leading_dash: bool = False
+    # seed of the backoff jitter (None: random; tests set it)
+    seed: int | None = None
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work, before any request."""
+        checks = [
+            (
+                self.url_template.count(URL_ID_FIELD) == 1,
+                f"--url-template must hold {URL_ID_FIELD} exactly once",
+            ),
+            (
+                self.url_template.startswith(("http://", "https://")),
+                "--url-template must be an http(s) URL",
+            ),
+            (self.workers >= 1, "--workers must be at least 1"),
+            (self.rate >= 0 and self.burst >= 1, "--rate must be >= 0 and --burst >= 1"),
+            (
+                min(self.retries, self.backoff, self.max_backoff) >= 0,
+                "--retries, --backoff and --max-backoff must be >= 0",
+            ),
+            (self.rows_per_shard >= 1, "--rows-per-shard must be at least 1"),
+            (self.max_height >= 0, "--max-height must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)

@@ -301,4 +301,5 @@ def load_viclip(
     path = fetch_file(resolved, cache_dir)
     dev = pick_device(device)
     config = ViCLIPConfig.tiny() if ref == TINY_VICLIP else None  # else inferred from the file
-    return load_checkpoint(path, config, device=dev, dtype=pick_dtype(dtype, dev)).eval()
+    torch_dtype = pick_dtype(dtype, dev) if isinstance(dtype, str) else dtype
+    return load_checkpoint(path, config, device=dev, dtype=torch_dtype).eval()

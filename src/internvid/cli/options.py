@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from internvid.scores.base import score_names
+
+SCORE_LIST = ", ".join(score_names())  # the registered scores, for help texts
+
 
 def score_list(text: str | None) -> list[str] | None:
     """ "a, b,c" -> ["a", "b", "c"]; None stays None."""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from internvid.cli.options import score_list
+from internvid.cli.options import SCORE_LIST, score_list
 
 log = logging.getLogger("internvid")
 
@@ -126,9 +126,7 @@ def run(
     ] = None,
     scores: Annotated[
         str | None,
-        typer.Option(
-            help="Scores per clip, comma-separated: viclip_sim, aesthetic, clipscore, text_overlay."
-        ),
+        typer.Option(help=f"Scores per clip, comma-separated: {SCORE_LIST}."),
     ] = None,
     viclip: Annotated[
         str | None,

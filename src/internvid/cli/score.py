@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from internvid.cli.options import score_list
+from internvid.cli.options import SCORE_LIST, score_list
 
 log = logging.getLogger("internvid")
 
@@ -17,9 +17,7 @@ def score(
     out: Annotated[Path, typer.Argument(help="A finished run's output folder.")],
     scores: Annotated[
         str,
-        typer.Option(
-            help="Scores to add, comma-separated: viclip_sim, aesthetic, clipscore, text_overlay."
-        ),
+        typer.Option(help=f"Scores to add, comma-separated: {SCORE_LIST}."),
     ] = "viclip_sim,aesthetic",
     models: Annotated[
         str,

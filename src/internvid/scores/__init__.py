@@ -1,8 +1,21 @@
-"""Per-clip scores for the Aes and FLT subsets: LAION aesthetics, CLIPScore, text overlay."""
+"""Per-clip scores: the Scorer protocol and registry (base.py) and one scorer per file."""
 
 from __future__ import annotations
 
 from internvid.scores.aesthetic import AestheticScorer, HeadFormatError, load_head
+from internvid.scores.base import (
+    Loaded,
+    ModelRef,
+    ScoreItem,
+    Scorer,
+    describe,
+    get,
+    register,
+    score_columns,
+    score_names,
+    scorers,
+    unregister,
+)
 from internvid.scores.clipscore import ClipScorer, clipscore_from_cosine
 from internvid.scores.text_overlay import TextOverlayScorer
 from internvid.scores.tiny import build_tiny_scorer_models
@@ -11,8 +24,19 @@ __all__ = [
     "AestheticScorer",
     "ClipScorer",
     "HeadFormatError",
+    "Loaded",
+    "ModelRef",
+    "ScoreItem",
+    "Scorer",
     "TextOverlayScorer",
     "build_tiny_scorer_models",
     "clipscore_from_cosine",
+    "describe",
+    "get",
     "load_head",
+    "register",
+    "score_columns",
+    "score_names",
+    "scorers",
+    "unregister",
 ]

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from internvid.scores.base import Loaded, ModelRef, ScoreItem, Scorer, register
+
 if TYPE_CHECKING:
     import torch
 
@@ -297,3 +299,53 @@ class AestheticScorer:
             out.append(max(scores[start : start + len(clip)]))
             start += len(clip)
         return out
+
+
+# the published heads by the names score.aesthetic_head accepts (improved MLP; LAION's first)
+AESTHETIC_HEADS = {
+    "mlp": IMPROVED_MLP_HEAD,
+    "linear": f"https://github.com/LAION-AI/aesthetic-predictor/raw/main/{LAION_LINEAR_HEAD_NAME}",
+}
+NEED_UNIFORM = "score_uniform"  # 4 uniform frames, 224 px short side (the paper: max over them)
+
+
+def clip_ref(cfg: Any, tiny: bool) -> ModelRef:
+    """The CLIP of the aesthetic and clipscore scores (one model, shared)."""
+    from internvid.hub import OFFICIAL_CLIP
+
+    return ModelRef(cfg.clip_model or ("tiny:clip" if tiny else OFFICIAL_CLIP), "folder")
+
+
+@register
+class Aesthetic(Scorer):
+    """The LAION aesthetic predictor on CLIP ViT-L/14 embeddings, max over 4 uniform frames."""
+
+    name = "aesthetic"
+    description = "LAION aesthetic predictor, max over 4 frames"
+    order = 40
+
+    def frame_needs(self) -> tuple[Any, ...]:
+        from internvid.media.onepass import FrameNeed
+
+        return (FrameNeed(NEED_UNIFORM, "uniform", 4, short_side=224),)
+
+    def models(self, tiny: bool) -> dict[str, ModelRef]:
+        head = self.cfg.aesthetic_head
+        if head in AESTHETIC_HEADS:
+            head = f"tiny:aesthetic-{head}" if tiny else AESTHETIC_HEADS[head]
+        return {"clip": clip_ref(self.cfg, tiny), "aesthetic_head": ModelRef(head, "file")}
+
+    def load(self, ctx: Loaded) -> None:
+        from internvid.hub import fetch_file
+
+        self.scorer = AestheticScorer(
+            clip_model=ctx.path("clip"),
+            head=fetch_file(ctx.path("aesthetic_head")),
+            device=ctx.device,
+            dtype=ctx.dtype,
+            batch_size=self.cfg.batch_size,
+        )
+
+    def score(self, items: list[ScoreItem]) -> list[dict[str, float]]:
+        values = self.scorer.score_clips([it.frames[NEED_UNIFORM] for it in items])
+        return [{self.name: round(float(v), 4)} for v in values]

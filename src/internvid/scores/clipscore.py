@@ -15,6 +15,7 @@ from internvid.scores.aesthetic import (
     load_pretrained,
     resolve_device_dtype,
 )
+from internvid.scores.base import Loaded, ModelRef, ScoreItem, Scorer, register
 
 if TYPE_CHECKING:
     import torch
@@ -107,3 +108,40 @@ class ClipScorer:
             cosine = (images * captions).sum(dim=-1).clamp(-1.0, 1.0)
             out.extend(float(c) for c in cosine)
         return out
+
+
+NEED_MIDDLE = "score_middle"  # the middle frame, 224 px short side
+
+
+@register
+class ClipScore(Scorer):
+    """CLIP ViT-L/14 cosine of the clip's middle frame and its caption (raw, in [-1, 1])."""
+
+    name = "clipscore"
+    description = "CLIP ViT-L/14 cosine of the middle frame and the caption (raw)"
+    needs_caption = True
+    order = 30
+
+    def frame_needs(self) -> tuple[Any, ...]:
+        from internvid.media.onepass import FrameNeed
+
+        return (FrameNeed(NEED_MIDDLE, "middle", short_side=224),)
+
+    def models(self, tiny: bool) -> dict[str, ModelRef]:
+        from internvid.scores.aesthetic import clip_ref
+
+        return {"clip": clip_ref(self.cfg, tiny)}
+
+    def load(self, ctx: Loaded) -> None:
+        self.scorer = ClipScorer(
+            model=ctx.path("clip"),
+            device=ctx.device,
+            dtype=ctx.dtype,
+            batch_size=self.cfg.batch_size,
+        )
+
+    def score(self, items: list[ScoreItem]) -> list[dict[str, float]]:
+        values = self.scorer.score(
+            [it.frames[NEED_MIDDLE][0] for it in items], [it.caption for it in items]
+        )
+        return [{self.name: round(float(v), 4)} for v in values]

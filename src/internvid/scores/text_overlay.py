@@ -9,6 +9,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from internvid.scores.base import Loaded, ScoreItem, Scorer, register
+
 logger = logging.getLogger(__name__)
 
 # The package that ships the OCR models (PP-OCRv4 text detection and recognition, ONNX) inside
@@ -169,3 +171,28 @@ class TextOverlayScorer:
         if empty:
             raise ValueError(f"clips {empty} have no frames to score")
         return [max(self.score_frames(clip)) for clip in clips]
+
+
+NEED_TEXT = "score_text"  # 4 uniform frames at score.text_frame_size for the text detector
+
+
+@register
+class TextOverlay(Scorer):
+    """The largest fraction of frame area covered by detected text over 4 uniform frames."""
+
+    name = "text_overlay"
+    description = "largest fraction of the frame covered by text"
+    value_range = (0.0, 1.0)
+    order = 80
+
+    def frame_needs(self) -> tuple[Any, ...]:
+        from internvid.media.onepass import FrameNeed
+
+        return (FrameNeed(NEED_TEXT, "uniform", 4, short_side=self.cfg.text_frame_size),)
+
+    def load(self, ctx: Loaded) -> None:
+        self.scorer = TextOverlayScorer()
+
+    def score(self, items: list[ScoreItem]) -> list[dict[str, float]]:
+        values = self.scorer.score_clips([it.frames[NEED_TEXT] for it in items])
+        return [{self.name: round(float(v), 4)} for v in values]

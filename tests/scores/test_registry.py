@@ -1,0 +1,83 @@
+"""Adding a score is one file: a toy scorer shows up in the config, the CLI help, a run's table,
+the subset columns and the report without any other edit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from internvid.config import RunConfig
+from internvid.scores import score_columns, score_names, scorers, unregister
+
+HERE = Path(__file__).resolve().parent
+runner = CliRunner()
+
+
+@pytest.fixture
+def toy():
+    sys.path.insert(0, str(HERE))
+    try:
+        import toy_scorer
+
+        yield toy_scorer
+    finally:
+        sys.path.remove(str(HERE))
+        sys.modules.pop("toy_scorer", None)
+        unregister("toy_red")
+
+
+def test_the_builtin_scores_are_registered_in_order():
+    assert score_names() == ("viclip_sim", "clipscore", "aesthetic", "text_overlay")
+    assert score_columns() == (
+        "viclip_sim",
+        "viclip_sim_pct",
+        "clipscore",
+        "aesthetic",
+        "text_overlay",
+    )
+    for cls in scorers().values():
+        assert cls.description and cls.__doc__
+
+
+def test_a_registered_score_is_accepted_by_the_config(toy):
+    assert "toy_red" in score_names() and "toy_red" in score_columns()
+    cfg = RunConfig()
+    cfg.score.scores = ["toy_red", "aesthetic"]
+    cfg.validate()
+    cfg.score.scores = ["no_such_score"]
+    with pytest.raises(ValueError, match="toy_red"):
+        cfg.validate()
+
+
+def test_a_registered_score_is_listed_in_the_help():
+    code = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); import toy_scorer; "
+        "from internvid.cli import app; app()"
+    )
+    for command in ("run", "score"):
+        out = subprocess.run(
+            [sys.executable, "-c", code, command, "--help"],
+            capture_output=True,
+            text=True,
+            env={"COLUMNS": "400", "PATH": "/usr/bin:/bin"},
+            check=True,
+        ).stdout
+        assert "toy_red" in out and "viclip_sim" in out, out
+
+
+def test_a_registered_score_is_computed_by_a_run(toy, tmp_path, demo_videos):
+    from internvid.cli import app
+
+    out = tmp_path / "out"
+    args = ["run", str(demo_videos), "--out", str(out), "--scores", "toy_red"]
+    result = runner.invoke(app, [*args, "--cut-mode", "none", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(out / "clips.parquet").to_pylist()
+    assert rows
+    values = [dict(r["scores"])["toy_red"] for r in rows]
+    assert all(0.0 <= v <= 255.0 for v in values) and len(set(values)) > 1
