@@ -34,7 +34,7 @@ _COMMAND_MODULES = (
     "internvid.cli.score",
     "internvid.cli.tools",
     "internvid.subsets",
-    "internvid.report",
+    "internvid.cli.report",
     "internvid.fetch",
     "internvid.evaluate",
     "internvid.search",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import shutil
@@ -19,9 +20,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from internvid.cli.report import register
 from internvid.config import RunConfig
 from internvid.io.tables import CLIP_SCHEMA
-from internvid.report import SECTIONS, THUMB_WIDTH, register, write_report
+from internvid.report import write_report
+from internvid.report.data import GENERIC_SCORE, SCORE_INFO
+from internvid.report.sections import SECTIONS
+from internvid.report.thumbs import THUMB_WIDTH
 from internvid.run import run
 
 # a caption that must reach the page as text, never as markup (3 words)
@@ -273,8 +278,8 @@ def test_missing_inputs_degrade_gracefully(run_dir, tmp_path):
         write_report(tmp_path / "nope")
 
 
-@pytest.mark.allow_error_logs  # the missing folder is logged as an error
-def test_cli_command(run_dir, tmp_path):
+def _cli_app() -> typer.Typer:
+    """An app with only `internvid report` on it."""
     app = typer.Typer()
 
     @app.callback()
@@ -282,6 +287,12 @@ def test_cli_command(run_dir, tmp_path):
         pass
 
     register(app)
+    return app
+
+
+@pytest.mark.allow_error_logs  # the missing folder is logged as an error
+def test_cli_command(run_dir, tmp_path):
+    app = _cli_app()
     runner = CliRunner()
     out = tmp_path / "r.html"
     args = ["report", str(run_dir), "--out", str(out), "--samples", "2", "--seed", "3"]
@@ -289,6 +300,51 @@ def test_cli_command(run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert len(Page(out.read_text(encoding="utf-8")).imgs) == 2
     assert runner.invoke(app, ["report", str(tmp_path / "nope")]).exit_code == 2
+
+
+def test_cli_config_file_and_flags_over_it(run_dir, tmp_path):
+    runner = CliRunner()
+    app = _cli_app()
+    out = tmp_path / "from_config.html"
+    cfg = tmp_path / "report.yaml"
+    cfg.write_text(f"out: {out}\nsamples: 3\nseed: 5\n", encoding="utf-8")
+    result = runner.invoke(app, ["report", str(run_dir), "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    alts = [img["alt"] for img in Page(out.read_text(encoding="utf-8")).imgs]
+    assert alts == [
+        img["alt"]
+        for img in Page(write_report(run_dir, tmp_path / "s.html", 3, 5).read_text()).imgs
+    ]
+    # a flag given on the command line wins over the file; the others keep the file's values
+    result = runner.invoke(app, ["report", str(run_dir), "-c", str(cfg), "--samples", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(Page(out.read_text(encoding="utf-8")).imgs) == 2
+    for bad in ("samples: -1\n", "sample: 3\n", "seed: many\n"):
+        cfg.write_text(bad, encoding="utf-8")
+        result = runner.invoke(app, ["report", str(run_dir), "--config", str(cfg)])
+        assert result.exit_code == 2, (bad, result.output)
+
+
+def test_a_score_outside_the_table_is_shown(run_dir, tmp_path):
+    """A score column the report's table does not know (a new scorer's) still gets its
+    histogram, after the known ones, with the generic description, and is on the cards."""
+    assert "toy_score" not in SCORE_INFO
+    out = tmp_path / "out"
+    shutil.copytree(run_dir, out)
+    rows = pq.read_table(out / "clips.parquet").to_pylist()
+    assert len(rows) == 9
+    for i, row in enumerate(rows):
+        row["scores"] = sorted((dict(row["scores"]) | {"toy_score": float(i)}).items())
+    pq.write_table(pa.Table.from_pylist(rows, schema=CLIP_SCHEMA), out / "clips.parquet")
+    text = write_report(out).read_text(encoding="utf-8")
+    page = Page(text)
+    # values 0..8 over the data's range 0..8 in 10 bins (4.0 opens the sixth bin)
+    assert page.counts("score_toy_score") == [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]
+    assert page.plots["score_toy_score"][0][0] == "0 to 0.8"
+    scores = [p for p in page.plots if p.startswith("score_")]
+    assert scores == ["score_motion", "score_frozen", "score_toy_score"]
+    assert f"{html.escape(GENERIC_SCORE.description)}: 9 clips, 0 without" in text
+    assert len(re.findall(r"toy_score \d", text)) == len(page.imgs) == 9  # every card shows it
 
 
 def _browser() -> str | None:

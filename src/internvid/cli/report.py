@@ -1,0 +1,57 @@
+"""`internvid report`: options -> ReportConfig -> internvid.report.write_report."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+log = logging.getLogger("internvid")
+
+
+def report(
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="DIR", help="A run's output folder (of `internvid run`).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="HTML file to write (default: DIR/report.html)."),
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option("--samples", "-n", min=0, help="Clips in the frame grid (default 24)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the clip sample of the grid (default 0).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML config file (keys: out, samples, seed)."),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report (plots, sample frames; no network) about a run."""
+    from internvid.config import ReportConfig, apply_overrides, load_config
+    from internvid.report import write_report
+
+    try:
+        cfg = load_config(ReportConfig, config) if config else ReportConfig()
+        given = {  # options given on the command line override the config file
+            ("out",): None if out is None else str(out),
+            ("samples",): samples,
+            ("seed",): seed,
+        }
+        apply_overrides(cfg, given)
+        cfg.validate()
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--config") from e
+    try:
+        write_report(run_dir, cfg.out, samples=cfg.samples, seed=cfg.seed)
+    except OSError as e:
+        log.error("%s", e)
+        raise typer.Exit(2) from e
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
