@@ -79,6 +79,18 @@ class Video:
     meta: dict[str, Any] = field(default_factory=dict)  # free metadata (title, query, list columns)
 
 
+# the caption a clip is known by (KEY.txt, the release row, subsets, the report): the first
+# of these that is present and not blank
+CAPTION_PRIORITY = ("fused", "release", "coarse")
+
+
+def pick_caption(captions: dict[str, str | None]) -> str | None:
+    """The first caption of CAPTION_PRIORITY that is not blank; else the first present one
+    (blank: a release row's empty caption round-trips as ""); None when there is none."""
+    present = [captions[k] for k in CAPTION_PRIORITY if captions.get(k) is not None]
+    return next((t for t in present if t.strip()), present[0] if present else None)
+
+
 @dataclass
 class Clip:
     """One clip of a video: the unit of the dataset, one row in `clips.parquet`."""
@@ -104,6 +116,11 @@ class Clip:
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+    def best_caption(self) -> str:
+        """The caption the clip is known by: fused > release > coarse (not blank), else ""."""
+        text = pick_caption(self.captions) or ""
+        return text if text.strip() else ""
 
     def frame_range(self, fps: float) -> tuple[int, int]:
         """Frames [start, end) of the clip: the splitter's, else its times rounded to frames."""

@@ -16,7 +16,6 @@ import typer
 
 from internvid.hub import TINY_VICLIP, viclip_ref
 from internvid.io.atomic import atomic_open, temp_name, write_json_atomic
-from internvid.io.shards import best_caption
 from internvid.records import Clip
 
 log = logging.getLogger(__name__)
@@ -408,7 +407,7 @@ def search_folder(
         clip = by_id[ri.ids[p]]
         hits.append(
             Hit(rank, round(float(s), 6), clip.clip_id, clip.video_id, clip.start, clip.end,
-                best_caption(clip))
+                clip.best_caption())
         )  # fmt: skip
     notes = ["random-weight tiny ViCLIP: the ranking is noise"] if lm.tiny else []
     if ri.meta.get("not_indexed"):

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from internvid.io.atomic import atomic_open, temp_name
-from internvid.records import Clip, is_safe_id
+from internvid.records import Clip, is_safe_id, pick_caption
 from internvid.timecode import format_timecode, parse_timecode, seconds_to_ms
 
 __all__ = [
@@ -343,11 +343,7 @@ def _number(value: Any, what: str) -> float | None:
 
 def row_from_clip(clip: Clip) -> ReleaseRow:
     """The release row of a clip: caption fused > release > coarse, scores aesthetic and umt."""
-    caption = None
-    for name in ("fused", "release", "coarse"):
-        if clip.captions.get(name) is not None:
-            caption = clip.captions[name]
-            break
+    caption = pick_caption(clip.captions)
     umt = clip.scores.get("umt")
     if umt is None:
         umt = clip.scores.get("viclip_sim")

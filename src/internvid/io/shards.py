@@ -12,23 +12,9 @@ from internvid.io.atomic import temp_name
 from internvid.io.tables import clip_to_row, clips_table, write_table_atomic
 from internvid.records import Clip
 
-CAPTION_PRIORITY = (
-    "fused",
-    "release",
-    "coarse",
-)  # which caption becomes KEY.txt, first present wins
-
 
 def shard_name(index: int) -> str:
     return f"{index:05d}"
-
-
-def best_caption(clip: Clip) -> str:
-    """The caption a trainer should use: fused > release > coarse, else empty."""
-    for name in CAPTION_PRIORITY:
-        if clip.captions.get(name):
-            return clip.captions[name]
-    return ""
 
 
 def sample_json(clip: Clip) -> dict:
@@ -76,7 +62,7 @@ def write_shard(folder: str | Path, index: int, clips: list[Clip], files: dict[s
                         f"{key}.json",
                         json.dumps(sample_json(clip), ensure_ascii=False).encode(),
                     )
-                    add_member(tar, f"{key}.txt", best_caption(clip).encode())
+                    add_member(tar, f"{key}.txt", clip.best_caption().encode())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, tar_path)

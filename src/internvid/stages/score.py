@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from internvid.config import ScoreConfig
 from internvid.engine import Context, Resources, Sample, Stage
-from internvid.io.shards import best_caption
 from internvid.scores.base import Loaded, ModelRef, ScoreItem, Scorer, scorers
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ class ScoreStage(Stage):
                 if not f:
                     ctx.fail(sample, "no_frames", "no frames were served", item=clip.clip_id)
                     continue
-                items.append(ScoreItem(clip, f, best_caption(clip) or ""))
+                items.append(ScoreItem(clip, f, clip.best_caption()))
         for scorer in self.scorers:
             todo = [it for it in items if it.caption] if scorer.needs_caption else items
             if not todo:
