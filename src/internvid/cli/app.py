@@ -35,7 +35,7 @@ _COMMAND_MODULES = (
     "internvid.cli.tools",
     "internvid.subsets",
     "internvid.cli.report",
-    "internvid.fetch",
+    "internvid.cli.download",
     "internvid.evaluate",
     "internvid.search",
     "internvid.train_cli",

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from internvid.config import DownloadConfig
+from internvid.download.errors import MAX_REASON_MESSAGE, classify_exception
+from internvid.download.ytdlp import (
+    MIN_BYTES,
+    YtdlpLogger,
+    base_options,
+    format_selector,
+    is_url,
+    written_file,
+)
 from internvid.engine import Context, Resources, Sample, Stage, StageError
 from internvid.media.ffmpeg import ffmpeg_exe
 
+__all__ = ["VIDEO_META_KEYS", "DownloadStage", "is_url"]
+
 log = logging.getLogger(__name__)
 
-MIN_BYTES = 1024  # a "completed" download smaller than this is an error page, not a video
-INFO_KEYS = (
+VIDEO_META_KEYS = (  # facts of yt-dlp's info kept in the video's meta
     "title",
     "description",
     "tags",
@@ -26,55 +37,12 @@ INFO_KEYS = (
 )
 
 
-def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
-class YtdlpLogger:
-    """Routes yt-dlp's messages into `logger` (it prints to the terminal otherwise); its errors
-    come back as exceptions, so they are logged at debug level only."""
-
-    def __init__(self, logger: logging.Logger = log, warning_level: int = logging.INFO):
-        self.logger = logger  # where the messages go
-        self.warning_level = warning_level  # level of yt-dlp's warnings
-
-    def debug(self, msg: str) -> None:
-        self.logger.debug("yt-dlp: %s", msg)
-
-    def info(self, msg: str) -> None:
-        self.logger.debug("yt-dlp: %s", msg)
-
-    def warning(self, msg: str) -> None:
-        self.logger.log(self.warning_level, "yt-dlp warning: %s", msg)
-
-    def error(self, msg: str) -> None:
-        self.logger.debug("yt-dlp error: %s", msg)
-
-
-def classify_error(message: str) -> str:
-    """A failure reason from yt-dlp's error text."""
-    m = message.lower()
-    for needle, reason in (
-        ("private video", "private"),
-        ("available in your country", "region_locked"),  # also "has not made this video available"
-        ("geo restriction", "region_locked"),  # "not available from your location due to geo ..."
-        ("confirm your age", "age_restricted"),
-        ("removed", "removed"),
-        ("http error 429", "rate_limited"),  # not a bare "429": ports and video ids hold digits
-        ("too many requests", "rate_limited"),
-        ("http error 404", "unavailable"),
-        ("unavailable", "unavailable"),
-    ):
-        if needle in m:
-            return reason
-    return "download_failed"
-
-
 class DownloadStage(Stage):
     """Fetches samples whose source is a URL into `folder/VIDEO_ID.EXT`; local files pass through.
 
     The file name comes from our sanitised video id, never from the remote side. An existing
-    complete download is reused (a resumed run does not fetch it again).
+    complete download is reused (a resumed run does not fetch it again). Failures carry the
+    reasons of `internvid.download.errors`.
     """
 
     name = "download"
@@ -85,14 +53,6 @@ class DownloadStage(Stage):
     def __init__(self, cfg: DownloadConfig, folder: str | Path):
         self.cfg = cfg
         self.folder = Path(folder)
-
-    def _format(self) -> str:
-        if self.cfg.format:
-            return self.cfg.format
-        h = self.cfg.max_height
-        # best video up to h (unknown heights pass) + best audio; else best single file up to h;
-        # else whatever is best (the cut scales it down)
-        return f"bv*[height<=?{h}]+ba/b[height<=?{h}]/bv*+ba/b"
 
     def _existing(self, video_id: str) -> Path | None:
         for p in sorted(self.folder.glob(f"{video_id}.*")):
@@ -115,44 +75,37 @@ class DownloadStage(Stage):
         v.path = str(done)
         return sample
 
+    def ydl_options(self, video_id: str) -> dict[str, Any]:
+        """yt-dlp's options for one video: the shared ones, its retries, our file name."""
+        return {
+            **base_options(
+                fmt=format_selector(self.cfg.max_height, self.cfg.format),
+                ffmpeg=ffmpeg_exe(),
+                socket_timeout=self.cfg.socket_timeout,
+                retries=self.cfg.retries,
+                logger=YtdlpLogger(log),
+            ),
+            "outtmpl": {"default": str(self.folder / f"{video_id}.%(ext)s")},
+        }
+
     def _fetch(self, url: str, video_id: str, sample: Sample) -> Path:
         import yt_dlp
 
-        opts = {
-            "outtmpl": {"default": str(self.folder / f"{video_id}.%(ext)s")},
-            "format": self._format(),
-            "merge_output_format": "mp4",
-            "ffmpeg_location": ffmpeg_exe(),
-            "noplaylist": True,
-            "quiet": True,
-            "no_warnings": True,
-            "noprogress": True,
-            "retries": self.cfg.retries,
-            "socket_timeout": self.cfg.socket_timeout,
-            "logger": YtdlpLogger(),
-            "overwrites": True,
-        }
         try:
-            with yt_dlp.YoutubeDL(opts) as ydl:
+            with yt_dlp.YoutubeDL(self.ydl_options(video_id)) as ydl:
                 info = ydl.extract_info(url, download=True)
         except Exception as e:
-            msg = str(e).replace("\n", " ")[:500]
-            raise StageError(classify_error(msg), msg) from e
+            msg = str(e).replace("\n", " ")[:MAX_REASON_MESSAGE]
+            raise StageError(classify_exception(e).reason, msg) from e
         info = info or {}
-        for key in INFO_KEYS:
+        for key in VIDEO_META_KEYS:
             if info.get(key):
                 sample.video.meta.setdefault(key, info[key])
-        path = None
-        for d in info.get("requested_downloads") or []:
-            if d.get("filepath"):
-                path = Path(d["filepath"])
-        path = path if path and path.is_file() else self._existing(video_id)
-        if path is None or not path.is_file():
-            raise StageError(
-                "download_failed", f"yt-dlp reported success but wrote no file for {url}"
-            )
+        path = written_file(info) or self._existing(video_id)
+        if path is None:
+            raise StageError("other", f"yt-dlp reported success but wrote no file for {url}")
         if path.stat().st_size < MIN_BYTES:
             size = path.stat().st_size
             path.unlink(missing_ok=True)
-            raise StageError("download_failed", f"downloaded only {size} bytes from {url}")
+            raise StageError("other", f"downloaded only {size} bytes from {url}")
         return path

@@ -1,4 +1,4 @@
-"""Why a clip download failed: the failure taxonomy of `internvid download` and yt-dlp's errors."""
+"""Why a download failed: the one failure taxonomy of `internvid download` and the run's stage."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 
 __all__ = [
+    "MAX_REASON_MESSAGE",
     "PERMANENT_REASONS",
     "TRANSIENT_REASONS",
     "FetchError",
@@ -13,6 +14,8 @@ __all__ = [
     "classify_message",
     "classify_status",
 ]
+
+MAX_REASON_MESSAGE = 500  # characters of an error message kept in a failure record
 
 # Reasons whose failures a rerun retries (they may well succeed later).
 TRANSIENT_REASONS = frozenset(
@@ -33,7 +36,7 @@ PERMANENT_REASONS = frozenset(
         "not_found",  # HTTP 404 / 410
         "unsafe_id",  # the row's id could leave the output folder or read as an option
         "duplicate",  # the same clip (video and times) twice in one shard of rows
-        "other",  # anything else (unsupported URL, no format, not a video...)
+        "other",  # anything else (unsupported URL, no format, not a video, too small...)
     }
 )
 
@@ -162,7 +165,7 @@ def classify_exception(exc: BaseException) -> FetchError:
     """
     if isinstance(exc, FetchError):
         return exc
-    message = " ".join(str(exc).split())[:500]
+    message = " ".join(str(exc).split())[:MAX_REASON_MESSAGE]
     message = message.removeprefix("ERROR: ")
     from_text = classify_message(message)
     for e in _chain(exc):

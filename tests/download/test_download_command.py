@@ -30,19 +30,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from httpserver import LocalServer, Request, _Handler
-from internvid.fetch import (
-    FetchOptions,
-    FetchSetupError,
-    RateLimiter,
-    backoff_delay,
-    check_video_id,
-    download_release,
-)
-from internvid.fetch_errors import FetchError, classify_exception, classify_message
+from internvid.config import DownloadCommandConfig
+from internvid.download import DownloadSetupError, download_release
+from internvid.download.limiter import RateLimiter, backoff_delay
+from internvid.download.units import check_video_id
 from internvid.records import make_clip_id
 from internvid.timecode import parse_timecode
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # served name -> real sample video (small, quick to re-encode)
 VIDEOS = {
     "vidNasa0001": "nasa_13013.mp4",  # 16.6 s, two video streams (ffmpeg takes the 480x270 one)
@@ -178,10 +173,10 @@ def write_meta(path: Path, rows: list[dict | str]) -> Path:
     return path
 
 
-def opts(server: HookServer, **kw: object) -> FetchOptions:
+def opts(server: HookServer, **kw: object) -> DownloadCommandConfig:
     base = {"url_template": server.template(), "workers": 2, "rate": 0.0, "backoff": 0.02}
     base.update(kw)
-    return FetchOptions(**base)  # type: ignore[arg-type]
+    return DownloadCommandConfig(**base)  # type: ignore[arg-type]
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -212,57 +207,6 @@ def failures_by_item(out: Path) -> dict[str, dict]:
 
 # ---------------------------------------------------------------------------------------------
 # Units without a server
-
-
-@pytest.mark.parametrize(
-    ("message", "reason"),
-    [
-        ("ERROR: [youtube] abc: Video unavailable", "unavailable"),
-        ("[youtube] abc: Video unavailable. This video is not available", "unavailable"),
-        ("[youtube] abc: Private video. Sign in if you've been granted access", "private"),
-        ("Join this channel to get access to members-only content like this video", "private"),
-        ("Video unavailable. This video has been removed by the uploader", "removed"),
-        ("This video has been removed for violating YouTube's Terms of Service", "removed"),
-        ("This video is no longer available due to a copyright claim by X", "removed"),
-        ("The uploader has not made this video available in your country", "region_locked"),
-        ("This video is not available from your location due to geo restriction", "region_locked"),
-        ("Sign in to confirm your age. This video may be inappropriate", "age_restricted"),
-        ("Sign in to confirm you\u2019re not a bot. Use --cookies", "rate_limited"),
-        ("Video unavailable. This content isn't available, try again later", "rate_limited"),
-        ("Unable to download webpage: HTTP Error 429: Too Many Requests", "rate_limited"),
-        ("Unable to download webpage: HTTP Error 404: Not Found", "not_found"),
-        ("Unable to download webpage: HTTP Error 503: Service Unavailable", "server_error"),
-        ("Unable to download webpage: The read operation timed out", "network"),
-        ("Unsupported URL: http://127.0.0.1:4290/x", "other"),
-    ],
-)
-def test_classify_message(message: str, reason: str) -> None:
-    assert classify_message(message) == reason
-
-
-def test_classify_exception_reads_the_status_and_retry_after() -> None:
-    from yt_dlp.networking import Response
-    from yt_dlp.networking.exceptions import HTTPError
-    from yt_dlp.utils import DownloadError
-
-    def wrapped(status: int, headers: dict[str, str]) -> DownloadError:
-        resp = Response(io.BytesIO(b""), "http://127.0.0.1/x", headers, status=status)
-        try:
-            raise HTTPError(resp)
-        except HTTPError:
-            return DownloadError("ERROR: something went wrong", sys.exc_info())
-
-    e = classify_exception(wrapped(429, {"Retry-After": "7"}))
-    assert (e.reason, e.transient, e.retry_after) == ("rate_limited", True, 7.0)
-    e = classify_exception(wrapped(404, {}))
-    assert (e.reason, e.transient) == ("not_found", False)
-    e = classify_exception(wrapped(502, {}))
-    assert (e.reason, e.transient) == ("server_error", True)
-    e = classify_exception(
-        DownloadError("ERROR: x", (ConnectionResetError, ConnectionResetError(), None))
-    )
-    assert (e.reason, e.transient) == ("network", True)
-    assert classify_exception(FetchError("private", "p")).transient is False
 
 
 @pytest.mark.parametrize(
@@ -321,10 +265,11 @@ def test_backoff_grows_is_jittered_and_capped() -> None:
 
 def test_bad_options_are_refused(tmp_path: Path) -> None:
     meta = write_meta(tmp_path / "m.jsonl", [row("abc", "00:00:01.000", "00:00:02.000")])
-    with pytest.raises(FetchSetupError, match="YoutubeID"):
-        download_release(meta, tmp_path / "o", FetchOptions(url_template="http://x/{id}"))
-    with pytest.raises(FetchSetupError, match="http"):
-        download_release(meta, tmp_path / "o", FetchOptions(url_template="file:///{YoutubeID}"))
+    with pytest.raises(DownloadSetupError, match="YoutubeID"):
+        download_release(meta, tmp_path / "o", DownloadCommandConfig(url_template="http://x/{id}"))
+    with pytest.raises(DownloadSetupError, match="http"):
+        cfg = DownloadCommandConfig(url_template="file:///{YoutubeID}")
+        download_release(meta, tmp_path / "o", cfg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,6 +517,65 @@ def test_cli_refuses_another_unit_size(server: HookServer, tmp_path: Path) -> No
     assert read_jsonl(out / "failures.jsonl")[0]["reason"] == "not_found"
     second = runner.invoke(app, [*args, "--rows-per-shard", "4", "--no-progress"])
     assert second.exit_code == 2
+
+
+@pytest.mark.integration
+@pytest.mark.allow_error_logs
+def test_cli_config_file_with_flags_over_it(server: HookServer, tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from internvid.cli import app
+
+    rows = [
+        row("-dash000001", "00:00:01.000", "00:00:02.000"),
+        row("missing0001", "00:00:01.000", "00:00:02.000"),
+        row("missing0002", "00:00:01.000", "00:00:02.000"),
+    ]
+    meta = write_meta(tmp_path / "meta.jsonl", rows)
+    config = tmp_path / "download.yaml"
+    settings = {
+        "url_template": server.template(),
+        "rows_per_shard": 3,
+        "rate": 0,  # an int where a float is expected: accepted
+        "format": "b",
+        "limit": 2,
+        "allow_leading_dash": True,
+    }
+    config.write_text(yaml.safe_dump(settings))
+    runner = CliRunner()
+
+    def invoke(out: Path, *flags: str):
+        args = ["download", str(meta), "--out", str(out), "--config", str(config), *flags]
+        return runner.invoke(app, [*args, "--no-progress"])
+
+    out = tmp_path / "file_only"
+    assert invoke(out).exit_code == 0
+    assert json.loads((out / "_download" / "settings.json").read_text()) == {
+        "rows_per_shard": 3,
+        "url_template": server.template(),
+        "format": "b",
+    }
+    assert [(f["item"], f["reason"]) for f in read_jsonl(out / "failures.jsonl")] == [
+        ("-dash000001_000001000_000002000", "not_found"),  # the file allows a leading dash
+        ("missing0001_000001000_000002000", "not_found"),  # limit 2: missing0002 not taken
+    ]
+
+    out = tmp_path / "flags_win"
+    result = invoke(out, "--rows-per-shard", "2", "--no-allow-leading-dash", "--limit", "3")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "_download" / "settings.json").read_text())["rows_per_shard"] == 2
+    assert [(f["line"], f["reason"]) for f in read_jsonl(out / "failures.jsonl")] == [
+        (1, "unsafe_id"),
+        (2, "not_found"),
+        (3, "not_found"),
+    ]
+
+    config.write_text(yaml.safe_dump({**settings, "rows_per_shrd": 3}))
+    bad = invoke(tmp_path / "bad")
+    assert bad.exit_code == 2
+    assert "rows_per_shrd" in bad.output
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.integration

@@ -17,10 +17,11 @@ import pytest
 
 from httpserver import LocalServer, Route
 from internvid.config import DownloadConfig
+from internvid.download.ytdlp import MIN_BYTES, format_selector, is_url
 from internvid.engine import Failure, Sample
 from internvid.media.synth import Segment, SynthVideo, make_video
 from internvid.records import Video
-from internvid.stages.download import MIN_BYTES, DownloadStage, classify_error, is_url
+from internvid.stages.download import DownloadStage
 
 TINY_BODY = b"hello, this is not a video\n"
 
@@ -204,14 +205,14 @@ def test_404_fails_that_item_only(
     assert out == [good, local]
     assert Path(good.video.path).read_bytes() == video_bytes
     assert [(f.item, f.stage, f.reason) for f in failures] == [
-        ("gone", "download", "unavailable"),
-        ("missing", "download", "unavailable"),
+        ("gone", "download", "not_found"),
+        ("missing", "download", "not_found"),
     ]
     assert failures[0].source == server.url("gone.mp4")
     assert "404" in failures[0].message
     assert gone.video.path is None
     assert (stats.items_in, stats.items_out) == (4, 2)
-    assert dict(stats.failed) == {"unavailable": 2}
+    assert dict(stats.failed) == {"not_found": 2}
     assert sorted(p.name for p in folder.iterdir()) == ["good.mp4"]
 
 
@@ -233,10 +234,10 @@ def test_a_non_video_body_is_a_failure(
     out, failures, stats = run(stage, [bad, good])
 
     assert out == [good]
-    assert [(f.item, f.reason) for f in failures] == [("bad", "download_failed")]
+    assert [(f.item, f.reason) for f in failures] == [("bad", "other")]
     assert message in failures[0].message
     assert bad.video.path is None
-    assert dict(stats.failed) == {"download_failed": 1}
+    assert dict(stats.failed) == {"other": 1}
     assert not list(folder.glob("bad*"))  # the tiny body is not left for a later run to reuse
 
 
@@ -255,70 +256,34 @@ def test_is_url():
     assert not is_url("videos/http://x")
 
 
-# --- error classification ---------------------------------------------------------------------
+# --- the shared taxonomy and format policy -----------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("message", "reason"),
-    [
-        (
-            "ERROR: [youtube] dQw4w9WgXcQ: Private video. Sign in if you've been granted "
-            "access to this video",
-            "private",
-        ),
-        (
-            "ERROR: [youtube] dQw4w9WgXcQ: Unable to download API page: HTTP Error 429: "
-            "Too Many Requests (caused by <HTTPError 429: Too Many Requests>)",
-            "rate_limited",
-        ),
-        ("ERROR: [generic] x: 429 Too Many Requests", "rate_limited"),
-        (
-            "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video is not available "
-            "in your country",
-            "region_locked",
-        ),
-        (  # yt-dlp's current YouTube wording (a GeoRestrictedError)
-            "ERROR: [youtube] dQw4w9WgXcQ: The uploader has not made this video available "
-            "in your country",
-            "region_locked",
-        ),
-        (
-            "ERROR: [vimeo] 12345: This video is not available from your location due to "
-            "geo restriction",
-            "region_locked",
-        ),
-        (
-            "ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm your age. This video may be "
-            "inappropriate for some users.",
-            "age_restricted",
-        ),
-        (
-            "ERROR: [generic] gone: Unable to download webpage: HTTP Error 404: Not Found "
-            "(caused by <HTTPError 404: Not Found>)",
-            "unavailable",
-        ),
-        (
-            "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed "
-            "by the uploader",
-            "removed",
-        ),
-        (
-            "ERROR: [youtube] dQw4w9WgXcQ: This video has been removed for violating "
-            "YouTube's Terms of Service",
-            "removed",
-        ),
-        ("ERROR: [youtube] dQw4w9WgXcQ: Video unavailable", "unavailable"),
-        ("ERROR: Unsupported URL: https://example.com/page", "download_failed"),
-        ("", "download_failed"),
-        # digits inside a port or a video id are not HTTP status codes
-        ("ERROR: Unsupported URL: http://127.0.0.1:44291/page.mp4", "download_failed"),
-        ("ERROR: [youtube] ab429cd4040: Video unavailable", "unavailable"),
-        ("ERROR: [youtube] x404yzabcde: Sign in to confirm you're not a bot", "download_failed"),
-    ],
+    ("status", "reason"),
+    [(404, "not_found"), (410, "not_found"), (429, "rate_limited"), (503, "server_error")],
 )
-def test_classify_error(message: str, reason: str):
-    assert classify_error(message) == reason
-    assert classify_error(message.upper()) == reason  # case does not matter
+def test_http_errors_get_the_download_commands_reasons(
+    stage: DownloadStage, server: LocalServer, status: int, reason: str
+):
+    server.routes["/status.mp4"] = Route(status, b"nope", "text/plain")
+    out, failures, stats = run(stage, [url_sample("bad", server.url("status.mp4"))])
+    assert out == []
+    assert [(f.item, f.stage, f.reason) for f in failures] == [("bad", "download", reason)]
+    assert f"HTTP Error {status}" in failures[0].message
+    assert dict(stats.failed) == {reason: 1}
+    assert server.count("/status.mp4") == 1  # retries=0: asked once
+
+
+def test_the_stage_asks_for_the_shared_format_policy(folder: Path):
+    capped = DownloadStage(DownloadConfig(max_height=480), folder).ydl_options("v")
+    assert capped["format"] == "bv*[height<=?480]+ba/b[height<=?480]/wv*+ba/w"
+    assert capped["format"] == format_selector(480)
+    assert capped["outtmpl"] == {"default": str(folder / "v.%(ext)s")}
+    assert (capped["retries"], capped["socket_timeout"]) == (3, 30.0)
+    given = DownloadStage(DownloadConfig(format="worst"), folder).ydl_options("v")
+    assert given["format"] == "worst"
+    assert format_selector(0) == format_selector(None) == "bv*+ba/b"
 
 
 # --- a whole run over a URL list ----------------------------------------------------------------
@@ -349,7 +314,7 @@ def test_run_over_a_url_list(tmp_path: Path, server: LocalServer, served: Path, 
     assert all(c.source == server.url("/demo_a.mp4") for c in clips)
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert [(f["item"], f["stage"], f["reason"]) for f in failures] == [
-        ("gone", "download", "unavailable")
+        ("gone", "download", "not_found")
     ]
     assert summary.clips == 2
     assert not [p for p in (out / "downloads").iterdir()], (
