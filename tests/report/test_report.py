@@ -24,7 +24,7 @@ from internvid.cli.report import register
 from internvid.config import RunConfig
 from internvid.io.tables import CLIP_SCHEMA
 from internvid.report import write_report
-from internvid.report.data import GENERIC_SCORE, SCORE_INFO
+from internvid.report.data import GENERIC_SCORE, score_table
 from internvid.report.sections import SECTIONS
 from internvid.report.thumbs import THUMB_WIDTH
 from internvid.run import run
@@ -328,7 +328,7 @@ def test_cli_config_file_and_flags_over_it(run_dir, tmp_path):
 def test_a_score_outside_the_table_is_shown(run_dir, tmp_path):
     """A score column the report's table does not know (a new scorer's) still gets its
     histogram, after the known ones, with the generic description, and is on the cards."""
-    assert "toy_score" not in SCORE_INFO
+    assert "toy_score" not in score_table()
     out = tmp_path / "out"
     shutil.copytree(run_dir, out)
     rows = pq.read_table(out / "clips.parquet").to_pylist()

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-log = logging.getLogger(__name__)
+from internvid.records import CAPTION_PRIORITY
 
-CAPTION_PRIORITY = ("fused", "release", "coarse")  # the caption a clip is counted by
+log = logging.getLogger(__name__)
 
 
 class ScoreInfo(NamedTuple):
@@ -20,28 +20,36 @@ class ScoreInfo(NamedTuple):
     range: tuple[float, float] | None  # fixed histogram range, or None for the data's min..max
 
 
-# The one table of the scores the report describes, in the order their histograms appear.
-# (When the scorer registry exists it will supply these; a score of a run missing here is
-# still shown, after these, with GENERIC_SCORE.)
-SCORE_INFO: dict[str, ScoreInfo] = {
-    "viclip_sim": ScoreInfo("ViCLIP video-caption cosine similarity", None),
-    "viclip_sim_pct": ScoreInfo(
-        "share of the shard's other captions the clip's caption beats", (0.0, 1.0)
-    ),
-    "umt": ScoreInfo("UMT video-text similarity (from the metadata)", None),
-    "clipscore": ScoreInfo("CLIP ViT-L/14 cosine of the middle frame and the caption (raw)", None),
-    "aesthetic": ScoreInfo("LAION aesthetic predictor, max over 4 frames", None),
-    "motion": ScoreInfo("mean absolute luma change per frame (0-255, at width 256)", None),
-    "frozen": ScoreInfo("fraction of frames with no change", (0.0, 1.0)),
-    "text_overlay": ScoreInfo("largest fraction of the frame covered by text", (0.0, 1.0)),
+# Scores the report describes that no scorer of the registry writes: (place among the
+# registered scores' `order`, what it is). umt comes from release metadata, motion and frozen
+# from the split.
+OTHER_SCORES: dict[str, tuple[int, ScoreInfo]] = {
+    "umt": (20, ScoreInfo("UMT video-text similarity (from the metadata)", None)),
+    "motion": (50, ScoreInfo("mean absolute luma change per frame (0-255, at width 256)", None)),
+    "frozen": (60, ScoreInfo("fraction of frames with no change", (0.0, 1.0))),
 }
-# what the report says about a score of the run that SCORE_INFO does not describe
+
+
+def score_table() -> dict[str, ScoreInfo]:
+    """Every score the report describes, in the order their histograms appear: the registered
+    scorers' columns (internvid.scores) and OTHER_SCORES, by place. A score of a run missing
+    here is still shown, after these, with GENERIC_SCORE."""
+    from internvid.scores.base import describe, scorers
+
+    rows = [(place, 0, name, info) for name, (place, info) in OTHER_SCORES.items()]
+    for cls in scorers().values():
+        for i, column in enumerate(cls.output_columns()):
+            rows.append((cls.order, i + 1, column, ScoreInfo(*describe(column))))
+    return {name: info for *_, name, info in sorted(rows, key=lambda r: (r[0], r[1]))}
+
+
+# what the report says about a score of the run that score_table() does not describe
 GENERIC_SCORE = ScoreInfo("a score of this run that the report's table does not describe", None)
 
 
 def score_info(name: str) -> ScoreInfo:
     """The description and histogram range of score `name` (GENERIC_SCORE when not in the table)."""
-    return SCORE_INFO.get(name, GENERIC_SCORE)
+    return score_table().get(name, GENERIC_SCORE)
 
 
 CLIP_COLUMNS = (
@@ -60,9 +68,10 @@ CLIP_COLUMNS = (
 
 
 def score_order(names: list[str]) -> list[str]:
-    """Score names in SCORE_INFO's order, then the others alphabetically."""
-    known = [n for n in SCORE_INFO if n in names]
-    return known + sorted(n for n in names if n not in SCORE_INFO)
+    """Score names in score_table()'s order, then the others alphabetically."""
+    table = score_table()
+    known = [n for n in table if n in names]
+    return known + sorted(n for n in names if n not in table)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from internvid.records import CAPTION_PRIORITY, pick_caption
 from internvid.report.bins import (
     INF,
     bucket_counts,
@@ -17,7 +18,6 @@ from internvid.report.bins import (
 )
 from internvid.report.charts import svg_hbars, svg_vbars
 from internvid.report.data import (
-    CAPTION_PRIORITY,
     RunData,
     column_values,
     main_captions,
@@ -396,7 +396,8 @@ def _samples(data: RunData, samples: int, seed: int) -> str:
     for row, thumb in zip(rows, thumbs, strict=True):
         clip_id = str(row.get("clip_id"))
         captions = dict(row.get("captions") or [])
-        main = next((captions[k] for k in CAPTION_PRIORITY if (captions.get(k) or "").strip()), "")
+        main = pick_caption(captions) or ""
+        main = main if main.strip() else ""
         if thumb.uri:
             img = (
                 f'<img src="{thumb.uri}" width="{thumb.width}" height="{thumb.height}" '
