@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from internvid import search as S
+from internvid.cli import app
 from internvid.config import RunConfig
 from internvid.io.tables import read_clips
 from internvid.run import run
@@ -20,18 +20,7 @@ runner = CliRunner()
 QUERY = "a dog catching a frisbee"
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:  # a group, so that the command keeps its name
-        pass
-
-    S.register(app)
-    return app
-
-
-APP = _app()
+APP = app  # the real command line
 
 
 @pytest.fixture(scope="module")

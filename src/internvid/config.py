@@ -366,6 +366,31 @@ class ReportConfig:
             raise ValueError("samples must be >= 0")
 
 
+@dataclass
+class SearchConfig:
+    """`internvid search`: ViCLIP text-to-video search over a finished run."""
+
+    # clips to show
+    top: int = 10
+    # auto or real (the official ViCLIP-L/14), or tiny (random weights built locally)
+    models: str = "auto"
+    # ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE ("" = by models)
+    viclip: str = ""
+    # auto (cuda when available, else cpu), cpu, cuda, cuda:N
+    device: str = "auto"
+    # auto, fp32, fp16, bf16
+    dtype: str = "auto"
+    # clips per model call when the index is built
+    batch_size: int = 32
+    # Hugging Face cache folder for the model ("" = HF_HOME's)
+    cache_dir: str = ""
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work."""
+        if self.top < 1 or self.batch_size < 1:
+            raise ValueError("top and batch_size must be >= 1")
+
+
 T = typing.TypeVar("T")
 
 

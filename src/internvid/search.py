@@ -9,10 +9,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-import typer
 
 from internvid.hub import TINY_VICLIP, viclip_ref
 from internvid.io.atomic import atomic_open, temp_name, write_json_atomic
@@ -418,7 +417,7 @@ def search_folder(
 # ------------------------------------------------------------------ command line
 
 
-def _print_table(result: SearchResult) -> None:
+def print_table(result: SearchResult) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -433,50 +432,3 @@ def _print_table(result: SearchResult) -> None:
     console.print(table)
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add `internvid search` to the command line."""
-
-    @app.command("search")
-    def search(
-        run_dir: Annotated[
-            Path, typer.Argument(metavar="DIR", help="A finished run's output folder.")
-        ],
-        query: Annotated[str, typer.Argument(help="What to look for, in words.")],
-        top: Annotated[int, typer.Option("--top", "-k", min=1, help="Clips to show.")] = 10,
-        models: Annotated[
-            str,
-            typer.Option(
-                help="auto or real (the official ViCLIP-L/14), or tiny (random weights built "
-                "locally: smoke runs only)."
-            ),
-        ] = "auto",
-        viclip: Annotated[
-            str | None,
-            typer.Option(help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE."),
-        ] = None,
-        rebuild: Annotated[
-            bool, typer.Option(help="Embed every clip again, even when the index is current.")
-        ] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
-        device: Annotated[
-            str, typer.Option(help="Model device: auto, cpu, cuda, cuda:N.")
-        ] = "auto",
-        dtype: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16.")] = "auto",
-        batch_size: Annotated[int, typer.Option(min=1, help="Clips per model call.")] = 32,
-        cache_dir: Annotated[str, typer.Option(help="Hugging Face cache folder.")] = "",
-    ) -> None:
-        """Find the clips of a finished run that match a text (ViCLIP; indexes on first use)."""
-        try:
-            result = search_folder(
-                run_dir, query, top=top, models=models, viclip=viclip, rebuild=rebuild,
-                cache_dir=cache_dir, device=device, dtype=dtype, batch_size=batch_size,
-            )  # fmt: skip
-        except (SearchError, ValueError, OSError) as e:
-            log.error("%s", e)
-            raise typer.Exit(2) from e
-        if as_json:
-            typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
-        else:
-            _print_table(result)

@@ -37,7 +37,7 @@ _COMMAND_MODULES = (
     "internvid.cli.report",
     "internvid.cli.download",
     "internvid.evaluate",
-    "internvid.search",
+    "internvid.cli.search",
     "internvid.train_cli",
 )
 

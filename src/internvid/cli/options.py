@@ -1,10 +1,47 @@
-"""Option helpers shared by the commands."""
+"""Option types and help texts every command shares: --config, --device, --dtype, --models."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from internvid.scores.base import score_names
 
 SCORE_LIST = ", ".join(score_names())  # the registered scores, for help texts
+DEVICE_HELP = "Model device: auto (cuda when there is one), cpu, cuda, cuda:N."
+DTYPE_HELP = "Model weights: auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16, bf16."
+MODELS_HELP = (
+    "Models: auto, real (the released checkpoints), tiny (random weights built locally: "
+    "smoke runs only)."
+)
+CONFIG_HELP = "YAML config file (the command's config keys); options given here override it."
+DEVICES = ("auto", "cpu", "cuda")  # plus cuda:N
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+MODELS = ("auto", "real", "tiny")
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help=CONFIG_HELP)]
+DeviceOption = Annotated[str | None, typer.Option(help=DEVICE_HELP)]
+DtypeOption = Annotated[str | None, typer.Option(help=DTYPE_HELP)]
+ModelsOption = Annotated[str | None, typer.Option(help=MODELS_HELP)]
+CacheDirOption = Annotated[
+    str | None, typer.Option(help="Hugging Face cache folder for the models.")
+]
+
+
+def check_device(device: str | None) -> str | None:
+    """The --device vocabulary: auto, cpu, cuda, cuda:N (None: not given)."""
+    if device is None or device in DEVICES or (device.startswith("cuda:") and device[5:].isdigit()):
+        return device
+    raise typer.BadParameter(f"{device!r}: choose auto, cpu, cuda or cuda:N", param_hint="--device")
+
+
+def check_choice(value: str | None, choices: tuple[str, ...], option: str) -> str | None:
+    """`value` when it is one of `choices` (None: not given), else a usage error."""
+    if value is None or value in choices:
+        return value
+    raise typer.BadParameter(f"{value!r}: choose one of {', '.join(choices)}", param_hint=option)
 
 
 def score_list(text: str | None) -> list[str] | None:

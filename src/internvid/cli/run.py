@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from internvid.cli.options import SCORE_LIST, score_list
+from internvid.cli.options import (
+    DTYPES,
+    MODELS_HELP,
+    SCORE_LIST,
+    CacheDirOption,
+    ConfigOption,
+    DeviceOption,
+    DtypeOption,
+    check_choice,
+    check_device,
+    score_list,
+)
 
 log = logging.getLogger("internvid")
 
@@ -28,14 +39,7 @@ def run(
             "--out", "-o", help="Output folder (created; an interrupted run there resumes)."
         ),
     ],
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="YAML config file (keys as in the resolved config.yaml of a run).",
-        ),
-    ] = None,
+    config: ConfigOption = None,
     workers: Annotated[
         int | None,
         typer.Option("--workers", "-w", help="Worker processes (default: config, else 1)."),
@@ -95,8 +99,8 @@ def run(
     models: Annotated[
         str | None,
         typer.Option(
-            help="Caption models: none, lite (CPU-friendly), paper (BLIP-2 + BLIP + T5), "
-            "tiny (random weights built locally: smoke runs only)."
+            help=f"{MODELS_HELP} For run: the caption preset, auto (the config's), real (= "
+            "paper: BLIP-2 + BLIP + T5), tiny, lite (CPU-friendly) or none; scores follow it."
         ),
     ] = None,
     coarse_model: Annotated[
@@ -112,18 +116,12 @@ def run(
         str | None,
         typer.Option(help="Fusion: seq2seq (T5-style), chat (instruction LM) or none."),
     ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="Model device: auto, cpu, cuda, cuda:N.")
-    ] = None,
-    dtype: Annotated[
-        str | None, typer.Option(help="Model weights: auto (bf16/fp16 on GPU), fp32, fp16, bf16.")
-    ] = None,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
     caption_batch_size: Annotated[
         int | None, typer.Option(help="Images per captioner call.")
     ] = None,
-    cache_dir: Annotated[
-        str | None, typer.Option(help="Hugging Face cache folder for the models.")
-    ] = None,
+    cache_dir: CacheDirOption = None,
     scores: Annotated[
         str | None,
         typer.Option(help=f"Scores per clip, comma-separated: {SCORE_LIST}."),
@@ -169,13 +167,15 @@ def run(
         ("cut", "max_height"): max_height,
         ("input", "path_template"): path_template,
         ("input", "limit"): limit,
-        ("caption", "models"): models,
+        ("caption", "models"): {"auto": None, "real": "paper"}.get(models, models),
         ("caption", "coarse_model"): coarse_model,
         ("caption", "fine_model"): fine_model,
         ("caption", "fusion_model"): fusion_model,
         ("caption", "fusion"): fusion,
-        ("caption", "device"): device,
-        ("caption", "dtype"): dtype,
+        ("caption", "device"): check_device(device),
+        ("caption", "dtype"): check_choice(dtype, DTYPES, "--dtype"),
+        ("score", "device"): device,
+        ("score", "dtype"): dtype,
         ("caption", "batch_size"): caption_batch_size,
         ("caption", "cache_dir"): cache_dir,
         ("score", "scores"): score_list(scores),

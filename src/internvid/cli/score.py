@@ -8,62 +8,86 @@ from typing import Annotated
 
 import typer
 
-from internvid.cli.options import SCORE_LIST, score_list
+from internvid.cli.options import (
+    DTYPES,
+    MODELS,
+    SCORE_LIST,
+    CacheDirOption,
+    ConfigOption,
+    DeviceOption,
+    DtypeOption,
+    ModelsOption,
+    check_choice,
+    check_device,
+    score_list,
+)
 
 log = logging.getLogger("internvid")
+
+
+DEFAULT_SCORES = ["viclip_sim", "aesthetic"]  # what `internvid score` adds when not told
 
 
 def score(
     out: Annotated[Path, typer.Argument(help="A finished run's output folder.")],
     scores: Annotated[
-        str,
-        typer.Option(help=f"Scores to add, comma-separated: {SCORE_LIST}."),
-    ] = "viclip_sim,aesthetic",
-    models: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="auto (tiny when the run captioned with tiny models), real, or tiny "
-            "(random weights built locally: smoke runs only)."
+            help=f"Scores to add, comma-separated: {SCORE_LIST} (default: "
+            f"{','.join(DEFAULT_SCORES)})."
         ),
-    ] = "auto",
+    ] = None,
+    config: ConfigOption = None,
+    models: ModelsOption = None,
     viclip: Annotated[
         str | None,
         typer.Option(help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE."),
     ] = None,
     viclip_sampling: Annotated[
-        str, typer.Option(help="ViCLIP frames: middle (official evaluation) or demo.")
-    ] = "middle",
+        str | None, typer.Option(help="ViCLIP frames: middle (official evaluation) or demo.")
+    ] = None,
     clip_model: Annotated[
         str | None, typer.Option(help="CLIP for aesthetic and clipscore: hub id or folder.")
     ] = None,
     aesthetic_head: Annotated[
-        str, typer.Option(help="Aesthetic head: mlp (improved), linear (LAION v1) or a .pth.")
-    ] = "mlp",
-    device: Annotated[str, typer.Option(help="Model device: auto, cpu, cuda, cuda:N.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Clips per model call.")] = 32,
-    cache_dir: Annotated[str, typer.Option(help="Hugging Face cache folder.")] = "",
+        str | None,
+        typer.Option(help="Aesthetic head: mlp (improved, default), linear (LAION v1) or a .pth."),
+    ] = None,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Clips per model call (default 32).")
+    ] = None,
+    cache_dir: CacheDirOption = None,
 ) -> None:
-    """Add score columns to a finished run (clips.parquet, internvid.jsonl, shard sidecars)."""
-    from internvid.config import RunConfig, ScoreConfig
+    """Add score columns to a finished run (clips.parquet, internvid.jsonl, shard sidecars).
+    A --config file holds the keys of a run's `score:` section."""
+    from internvid.config import RunConfig, ScoreConfig, apply_overrides, load_config
     from internvid.run import RunError
     from internvid.score import score_folder
 
-    cfg = ScoreConfig(
-        scores=score_list(scores) or [],
-        models=models,
-        viclip=viclip or "",
-        viclip_sampling=viclip_sampling,
-        clip_model=clip_model or "",
-        aesthetic_head=aesthetic_head,
-        device=device,
-        dtype=dtype,
-        batch_size=batch_size,
-    )
+    try:
+        cfg = load_config(ScoreConfig, config) if config else ScoreConfig()
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--config") from e
+    given = {  # options given on the command line override the config file
+        ("scores",): score_list(scores),
+        ("models",): check_choice(models, MODELS, "--models"),
+        ("viclip",): viclip,
+        ("viclip_sampling",): viclip_sampling,
+        ("clip_model",): clip_model,
+        ("aesthetic_head",): aesthetic_head,
+        ("device",): check_device(device),
+        ("dtype",): check_choice(dtype, DTYPES, "--dtype"),
+        ("batch_size",): batch_size,
+    }
+    apply_overrides(cfg, given)
+    if not cfg.scores:
+        cfg.scores = list(DEFAULT_SCORES)
     check = RunConfig(score=cfg)
     try:
         check.validate()
-        summary = score_folder(out, cfg, cache_dir=cache_dir)
+        summary = score_folder(out, cfg, cache_dir=cache_dir or "")
     except (RunError, ValueError) as e:
         log.error("%s", e)
         raise typer.Exit(2) from e
