@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from internvid.records import Clip, check_id, is_safe_id, make_clip_id, make_video_id, parse_clip_id
-from internvid.timecode import format_timecode, parse_timecode, seconds_to_ms
+from internvid.records import (
+    Clip,
+    check_id,
+    format_timecode,
+    is_safe_id,
+    make_clip_id,
+    make_video_id,
+    parse_clip_id,
+    parse_timecode,
+    seconds_to_ms,
+)
 
 
 def test_clip_id_carries_timestamps():

@@ -22,8 +22,7 @@ from internvid.io.release import (
     row_from_clip,
     write_release_rows,
 )
-from internvid.records import Clip
-from internvid.timecode import format_timecode
+from internvid.records import Clip, format_timecode
 
 # ../shared/data/internvid next to the repository (read-only, never copied into the repo)
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "internvid" / "sample_rows.jsonl"

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from internvid.io.release import ReleaseRow, iter_release_rows, row_from_clip
 from internvid.io.tables import CLIP_SCHEMA, row_to_clip
+from internvid.records import format_timecode
 from internvid.subsets import (
     Rng,
     Rule,
@@ -28,7 +29,6 @@ from internvid.subsets import (
     register,
     uniform_choice,
 )
-from internvid.timecode import format_timecode
 
 N_CLIPS = 100_000  # clips in the synthetic table
 N_VIDEOS = 5_000  # videos they come from

@@ -1,4 +1,4 @@
-"""The records that flow through the pipeline: `Video` (a source) and `Clip` (a cut of it)."""
+"""The records that flow through the pipeline (`Video`, `Clip`), clip ids, caption priority, timecodes."""
 
 from __future__ import annotations
 
@@ -134,3 +134,31 @@ class Clip:
         """A clip whose id is derived from its times (rounded to whole milliseconds)."""
         clip_id = make_clip_id(video_id, round(start * 1000), round(end * 1000))
         return cls(clip_id=clip_id, video_id=video_id, start=start, end=end, **kw)
+
+
+# --- timestamps in the InternVid release format (`HH:MM:SS.mmm`) and whole milliseconds
+_TIMECODE = re.compile(r"^(\d{2,}):([0-5]\d):([0-5]\d)\.(\d{3})$")
+
+
+def parse_timecode(text: str) -> int:
+    """`"00:08:14.520"` -> 494520 milliseconds; raises ValueError on anything else."""
+    m = _TIMECODE.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"not a HH:MM:SS.mmm timestamp: {text!r}")
+    h, mi, s, ms = (int(g) for g in m.groups())
+    return ((h * 60 + mi) * 60 + s) * 1000 + ms
+
+
+def format_timecode(ms: int) -> str:
+    """494520 milliseconds -> `"00:08:14.520"`."""
+    if ms < 0:
+        raise ValueError(f"negative timestamp: {ms} ms")
+    s, ms = divmod(int(ms), 1000)
+    m, s = divmod(s, 60)
+    h, m = divmod(m, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def seconds_to_ms(seconds: float) -> int:
+    """Seconds -> the nearest whole millisecond."""
+    return round(seconds * 1000.0)

@@ -205,7 +205,7 @@ def embed_clips(
     shard (as `internvid score` reads them).
     """
     from internvid.media.onepass import FrameNeed, OnePass
-    from internvid.score import frames_for_video, video_rows
+    from internvid.rescore import frames_for_video, video_rows
 
     need = FrameNeed(NEED, "segments", NUM_FRAMES, width=FRAME_SIZE, height=FRAME_SIZE)
     onepass = OnePass(None, 1, None, (need,), fast_decode=True)

@@ -34,8 +34,7 @@ from internvid.config import DownloadCommandConfig
 from internvid.download import DownloadSetupError, download_release
 from internvid.download.limiter import RateLimiter, backoff_delay
 from internvid.download.units import check_video_id
-from internvid.records import make_clip_id
-from internvid.timecode import parse_timecode
+from internvid.records import make_clip_id, parse_timecode
 
 ROOT = Path(__file__).resolve().parents[2]
 # served name -> real sample video (small, quick to re-encode)

@@ -64,7 +64,7 @@ def score(
     A --config file holds the keys of a run's `score:` section."""
     from internvid.config import RunConfig, ScoreConfig, apply_overrides, load_config
     from internvid.run import RunError
-    from internvid.score import score_folder
+    from internvid.rescore import score_folder
 
     try:
         cfg = load_config(ScoreConfig, config) if config else ScoreConfig()

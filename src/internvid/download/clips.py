@@ -33,8 +33,7 @@ from internvid.io.atomic import (
 from internvid.io.release import clip_from_row
 from internvid.io.shards import shard_name
 from internvid.log import CountingProgress
-from internvid.records import parse_clip_id
-from internvid.timecode import format_timecode
+from internvid.records import format_timecode, parse_clip_id
 
 __all__ = ["DownloadSetupError", "DownloadSummary", "download_release"]
 

@@ -15,8 +15,14 @@ from types import TracebackType
 from typing import IO, Any
 
 from internvid.io.atomic import atomic_open, temp_name
-from internvid.records import Clip, is_safe_id, pick_caption
-from internvid.timecode import format_timecode, parse_timecode, seconds_to_ms
+from internvid.records import (
+    Clip,
+    format_timecode,
+    is_safe_id,
+    parse_timecode,
+    pick_caption,
+    seconds_to_ms,
+)
 
 __all__ = [
     "UMT_KEYS",

@@ -1,4 +1,4 @@
-"""`internvid score DIR`: add score columns to a finished run without recomputing anything else."""
+"""`internvid score DIR`s library: add score columns to a finished run, recomputing nothing else."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.config import RunConfig, ScoreConfig
 from internvid.engine import Failure, Sample, StageStats
+from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.io.atomic import write_json_atomic, write_jsonl_atomic
 from internvid.io.release import ReleaseWriter, row_from_clip
 from internvid.io.shards import shard_name
