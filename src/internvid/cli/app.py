@@ -37,6 +37,7 @@ _COMMAND_MODULES = (
     "internvid.cli.report",
     "internvid.cli.download",
     "internvid.evaluate",
+    "internvid.eval_gen",
     "internvid.cli.search",
     "internvid.train_cli",
 )
