@@ -245,9 +245,9 @@ def choice_runs(
     O(chunk_rows) + O(size) for the draws (x, its sort order, the hits, `found`, np.unique's
     temporaries: about 10 x 8 bytes a drawn row in the first round), never O(n); the stream
     (MT19937's 2.5 KB state or PCG64's) adds nothing. For the full release (234M clips of 7.1M
-    videos, DIV of 10,647,458) benchmarks/RESULTS.md has the measured and extrapolated peaks:
-    about 0.9 GB against NumPy's ~9.3 GB (the weights, p, NumPy's copy of p and the cdf: 1.9 GB
-    each). Time: two passes over n rows a round, a handful of rounds (each round redraws only
+    videos, DIV of 10,647,458) it peaked at 905 MB RSS (benchmarks/RESULTS.md); NumPy's own
+    call holds the weights, p, its copy of p and the cdf, 1.9 GB each: ~7.9 GB for the legacy
+    call (extrapolated from 10M and 20M rows), 9.3 GB measured for the Generator's. Time: two passes over n rows a round, a handful of rounds (each round redraws only
     the repeats of the one before: p is zeroed at the rows found, so only a round's own
     duplicates are redrawn).
     """
