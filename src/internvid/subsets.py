@@ -51,7 +51,7 @@ SCORE_ALIASES = {"UMT_Score": "umt", "UMT-SIM": "umt", "Aesthetic_Score": "aesth
 RELEASE_SCORES = ("aesthetic", "umt")  # the only scores release metadata carries
 # the canonical row order: DIV and random draw over the candidates in this order, outputs use it
 CANONICAL_ORDER = 'video_id, "start", "end", clip_id, _row'
-_TIMECODE_RE = r"\d{2,}:[0-5]\d:[0-5]\d\.\d{3}"  # HH:MM:SS.mmm, as timecode.parse_timecode
+_TIMECODE_RE = r"\d{2,}:[0-5]\d:[0-5]\d\.\d{3}"  # HH:MM:SS.mmm, as records.parse_timecode
 _SAFE_ID_RE = r"[A-Za-z0-9_-]{1,128}"  # records.is_safe_id
 _RELEASE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz")
 
