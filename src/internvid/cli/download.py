@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from internvid.cli.options import ConfigOption
 from internvid.config import DownloadCommandConfig
 
 if TYPE_CHECKING:
@@ -25,15 +26,7 @@ def download(
         Path,
         typer.Option("--out", "-o", help="Output folder (an interrupted download resumes)."),
     ],
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="YAML config file (keys: the options below with _ for -); options given "
-            "here override it.",
-        ),
-    ] = None,
+    config: ConfigOption = None,
     url_template: Annotated[
         str | None,
         typer.Option(

@@ -16,7 +16,10 @@ MODELS_HELP = (
     "Models: auto, real (the released checkpoints), tiny (random weights built locally: "
     "smoke runs only)."
 )
-CONFIG_HELP = "YAML config file (the command's config keys); options given here override it."
+CONFIG_HELP = (
+    "YAML config file (keys: the command's config fields, the options here with _ for -); "
+    "options given here override it."
+)
 DEVICES = ("auto", "cpu", "cuda")  # plus cuda:N
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 MODELS = ("auto", "real", "tiny")

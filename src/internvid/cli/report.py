@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from internvid.cli.options import ConfigOption
+
 log = logging.getLogger("internvid")
 
 
@@ -26,10 +28,7 @@ def report(
     seed: Annotated[
         int | None, typer.Option(help="Seed of the clip sample of the grid (default 0).")
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="YAML config file (keys: out, samples, seed)."),
-    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Write a self-contained HTML report (plots, sample frames; no network) about a run."""
     from internvid.config import ReportConfig, apply_overrides, load_config
