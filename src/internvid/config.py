@@ -85,9 +85,11 @@ class SplitConfig:
     # longer scenes are cut into pieces of this length, the last piece taking the rest;
     # None keeps scenes whole (then frame buffering grows with the longest scene)
     max_clip_seconds: float | None = 10.0
-    # skip the decoder's loop filter: on every frame when no stage asks for frames (same cuts,
-    # ~1.3x faster), on B-frames only when some do (served frames within 46 dB PSNR of exact)
-    fast_decode: bool = True
+    # skip the decoder's (H.264/HEVC) loop filter: on every frame when no stage asks for frames,
+    # on B-frames only when some do (served frames within 44 dB PSNR of exact). Faster (~1.15x)
+    # but not exact: it adds a cut on 10 of the 53 parity-corpus videos. Off (the default), the
+    # cuts equal PySceneDetect's detect() (benchmarks/RESULTS.md, "Cut parity with PySceneDetect")
+    fast_decode: bool = False
 
 
 @dataclass

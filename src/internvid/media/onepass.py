@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,14 +15,16 @@ import av
 import cv2
 import numpy as np
 from scenedetect import FrameTimecode
+from scenedetect.common import Timecode, framerate_to_fraction
 
 from internvid.media.probe import stream_fps
 
 log = logging.getLogger(__name__)
 
-DETECT_WIDTH = 256  # PySceneDetect's auto-downscale target width (its DEFAULT_MIN_WIDTH)
+DETECT_WIDTH = 256  # PySceneDetect's auto-downscale target (its DEFAULT_MIN_WIDTH), longer side
 FROZEN = 0.01  # mean absolute luma change (0-255) below which a frame shows no change at all
 FRAME_KINDS = ("middle", "fps", "uniform", "segments", "strided")
+_MICROSECOND = Fraction(1, 1000000)  # the time base of OpenCV positions as PySceneDetect reads them
 _YUV420 = {"yuv420p": False, "yuvj420p": True}  # planar 8-bit 4:2:0 formats -> full range?
 # BT.601 YUV -> RGB, what swscale (and so OpenCV's and PyAV's default conversion) applies
 _LIMITED = np.array([[1.164, 0.0, 1.596], [1.164, -0.392, -0.813], [1.164, 2.017, 0.0]], np.float32)
@@ -120,10 +124,12 @@ class PassResult:
 
 
 def detect_size(width: int, height: int) -> tuple[int, int]:
-    """PySceneDetect's auto-downscaled size: width ~256, `round(side / (width / 256))`."""
-    if width < DETECT_WIDTH:
+    """The frame size PySceneDetect's `detect()` hands its detector: its auto-downscale factor
+    `f = max(width, height) / 256` (a float; none under 256), then `round(side / f)` each side."""
+    longest = max(width, height)
+    if longest <= DETECT_WIDTH:  # f == 1: PySceneDetect resizes only when f > 1
         return width, height
-    f = width / DETECT_WIDTH
+    f = longest / float(DETECT_WIDTH)
     return max(1, round(width / f)), max(1, round(height / f))
 
 
@@ -162,10 +168,10 @@ def open_video(path: str | Path, skip_loop_filter: str | None = None) -> tuple[A
     """Open the first video stream for decoding with frame and slice threads.
 
     `skip_loop_filter` ("all", "bidir", "noref", or None) skips H.264/HEVC deblocking on those
-    frames. "all" leaves the cuts the same (the downscaled detection frames cannot tell) but
-    lets errors drift through a GOP (PSNR 33-48 dB against exact decoding on the sample videos);
-    "bidir" skips it on B-frames only, which nothing refers to for long: served frames stay
-    within 45.9 dB of exact ones (most above 53), for nearly the same speed-up.
+    frames. It is not exact: "all" lets errors drift through a GOP (PSNR 33-48 dB against exact
+    decoding on the sample videos) and adds a cut on 10 of the 53 parity-corpus videos (a frame
+    that scores just under the threshold when decoded exactly scores over it); "bidir" skips it
+    on B-frames only: served frames stay within 44 dB of exact ones, for most of the speed-up.
     """
     container = av.open(str(path))
     if not container.streams.video:
@@ -247,6 +253,17 @@ class _Scaler:
             planes = tuple(p.copy() for p in planes)  # the decoder reuses its buffers
         return planes
 
+    def luma(self, frame: Any) -> np.ndarray:
+        """The Y plane at `size` (grey from RGB for other pixel formats): what motion compares."""
+        if self.full_range is None:
+            return cv2.cvtColor(self.planes(frame)[0], cv2.COLOR_RGB2GRAY)
+        y = _planes(frame)[0]
+        if self.box > 1:
+            y = _box(y, self.box, self.boxed)
+        if self.size != self.boxed:
+            return cv2.resize(y, self.size, interpolation=cv2.INTER_LINEAR)
+        return y.copy() if self.box == 1 else y  # the decoder reuses its buffers
+
     def convert(self, planes: tuple[np.ndarray, ...], code: int) -> np.ndarray:
         """Planes -> a 3-channel image; `code` is cv2.COLOR_YUV2RGB_I420 or ..._YUV2BGR_I420."""
         if len(planes) == 1:
@@ -261,11 +278,63 @@ class _Scaler:
         return cv2.cvtColor(i420.reshape(self.size[1] * 3 // 2, self.size[0]), code)
 
 
+_ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+class _DetectFrames:
+    """The frames and timecodes PySceneDetect's `detect()` hands its detector, made from our
+    decoded frames, pixel for pixel.
+
+    `detect()` reads with `cv2.VideoCapture`: FFmpeg's swscale converts each frame to BGR at
+    full size (SWS_BICUBIC, which matters for formats other than 8-bit 4:2:0), OpenCV turns it
+    upright by the display rotation, and PySceneDetect resizes it with INTER_LINEAR to
+    `detect_size`. The timecode is the frame's presentation time as OpenCV reports it
+    (CAP_PROP_POS_MSEC, in microseconds), with PySceneDetect's frame-number fallback, at the
+    frame rate OpenCV reports. PyAV's swscale gives the same BGR frames (tests/test_cut_parity.py).
+    """
+
+    def __init__(self, stream: Any, fps: float):
+        self.start = stream.start_time or 0  # OpenCV measures time from the stream's start
+        tb = stream.time_base
+        self.tb = tb.numerator / tb.denominator if tb else 0.0
+        self.rate = framerate_to_fraction(fps)  # what VideoStreamCv2.frame_rate gives
+        self.rotate: int | None = None  # cv2.rotate code, set from the first frame
+        self.size: tuple[int, int] | None = None  # (width, height) fed to the detector
+        self.count = 0  # frames read (OpenCV's CAP_PROP_POS_FRAMES after each read)
+
+    def image(self, frame: Any) -> np.ndarray:
+        """The BGR frame (H, W, 3) uint8 `detect()` gives its detector for this decoded frame."""
+        bgr = frame.to_ndarray(format="bgr24", interpolation="BICUBIC")
+        if self.size is None:
+            self.rotate = _ROTATE.get(round(getattr(frame, "rotation", 0) or 0) % 360)
+            h, w = bgr.shape[:2]
+            turned = self.rotate in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE)
+            self.size = detect_size(*((h, w) if turned else (w, h)))
+        if self.rotate is not None:
+            bgr = cv2.rotate(bgr, self.rotate)
+        if (bgr.shape[1], bgr.shape[0]) != self.size:
+            bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_LINEAR)
+        return bgr
+
+    def timecode(self, frame: Any) -> FrameTimecode:
+        """The next frame's position as VideoStreamCv2.position reports it."""
+        self.count += 1
+        pts = frame.pts if frame.pts is not None else frame.dts
+        us = 0 if pts is None else round((pts - self.start) * self.tb * 1000 * 1000)
+        if us > 0:
+            tc = Timecode(pts=us, time_base=_MICROSECOND)
+        else:  # PySceneDetect: a non-positive time after the first frame -> from the count
+            r = self.rate
+            tc = Timecode(pts=(self.count - 1) * r.denominator, time_base=Fraction(1, r.numerator))
+        return FrameTimecode(timecode=tc, fps=self.rate)
+
+
 class OnePass:
     """Decodes a video once and, frame by frame:
 
-    - feeds a PySceneDetect detector with frames downscaled to the size PySceneDetect's `detect()`
-      uses (width 256; a whole-factor box filter, then bilinear), so the cuts are the same;
+    - feeds a PySceneDetect detector exactly the frames and timecodes PySceneDetect's `detect()`
+      gives it (`_DetectFrames`: full-size BGR from swscale, OpenCV's rotation, INTER_LINEAR to
+      the longer side 256), so with exact decoding the cuts are detect()'s, frame for frame;
     - turns scenes into clips online: a scene longer than `max_frames` is cut into pieces of
       `max_frames` (the last piece is the remainder), pieces under `min_frames` are dropped;
     - keeps a motion score per clip (mean absolute luma change between consecutive frames);
@@ -280,10 +349,10 @@ class OnePass:
         min_frames: int,
         max_frames: int | None,
         needs: tuple[FrameNeed, ...] = (),
-        fast_decode: bool = True,
+        fast_decode: bool = False,
     ):
         # fast_decode: skip the loop filter, on every frame when no frames are served, on
-        # B-frames only when some are (see open_video)
+        # B-frames only when some are (see open_video): faster, but the cuts may differ
         self.detector_factory = detector_factory  # None: one scene per video (plus the max policy)
         self.min_frames = max(1, min_frames)
         self.max_frames = max_frames
@@ -325,8 +394,7 @@ class OnePass:
             prev = None
             n = 0
             for n, frame in enumerate(_decode(container, stream), start=1):
-                luma = small.planes(frame)[0]
-                luma = luma if luma.ndim == 2 else cv2.cvtColor(luma, cv2.COLOR_RGB2GRAY)
+                luma = small.luma(frame)
                 if prev is not None:
                     diffs.append(float(cv2.absdiff(luma, prev).mean()))
                 prev = luma
@@ -352,9 +420,8 @@ class OnePass:
         order; with `on_clip` their frames go to it only, so memory stays flat in video length)."""
         container, stream = open_video(path, self.skip_loop_filter)
         with container:
-            cc = stream.codec_context
             fps = stream_fps(stream) or 25.0
-            state = _PassState(self, fps, cc.width, cc.height, cc.pix_fmt or "", on_clip)
+            state = _PassState(self, stream, fps, on_clip)
             for frame in _decode(container, stream):
                 state.feed(frame)
             return state.finish()
@@ -383,11 +450,17 @@ def _decode(container: Any, stream: Any) -> Iterator[Any]:
 class _PassState:
     """The streaming state of one OnePass.run: detector, open clip, frame buffer, motion."""
 
-    def __init__(self, cfg: OnePass, fps: float, width: int, height: int, pix_fmt: str, on_clip):
+    def __init__(self, cfg: OnePass, stream: Any, fps: float, on_clip):
+        cc = stream.codec_context
+        width, height, pix_fmt = cc.width, cc.height, cc.pix_fmt or ""
         self.cfg, self.fps, self.width, self.height, self.on_clip = cfg, fps, width, height, on_clip
         self.detector = cfg.detector_factory() if cfg.detector_factory else None
         self.lag = (self.detector.event_buffer_length if self.detector else 0) + 1
-        self.small = _Scaler(pix_fmt, width, height, size=detect_size(width, height))
+        self.frames = _DetectFrames(stream, fps)  # what detect() would feed the detector
+        self.positions: dict[int, int] = {}  # recent timecode pts -> frame number (cuts map back)
+        self.recent: deque[int] = deque()  # the pts in `positions`, oldest first
+        self.last_tc: FrameTimecode | None = None  # timecode of the last frame fed
+        self.small = _Scaler(pix_fmt, width, height, size=detect_size(width, height))  # motion
         self.big = None  # scales the frames kept for the open clip
         if cfg.needs:
             self.big = _Scaler(pix_fmt, width, height, buffer_factor(cfg.needs, width, height))
@@ -404,20 +477,25 @@ class _PassState:
         self.dropped = 0
         self.peak = 0
 
-    def tc(self, i: int) -> FrameTimecode:
-        return FrameTimecode(i, self.fps)
+    def frame_of(self, cut: FrameTimecode) -> int:
+        """Our frame number of a cut the detector reported (one of the timecodes it was fed)."""
+        k = self.positions.get(cut.pts)
+        return cut.frame_num if k is None else k
 
     def feed(self, frame: Any) -> None:
         i = self.index
         if self.big is not None:
             self.buffer[i] = self.big.planes(frame)
             self.peak = max(self.peak, len(self.buffer))
-        planes = self.small.planes(frame)
         if self.detector is not None:
-            bgr = self.small.convert(planes, cv2.COLOR_YUV2BGR_I420)
-            for cut in self.detector.process_frame(self.tc(i), bgr):
-                self._cut(cut.frame_num)
-        luma = planes[0] if len(planes) == 3 else cv2.cvtColor(planes[0], cv2.COLOR_RGB2GRAY)
+            tc = self.last_tc = self.frames.timecode(frame)
+            self.positions[tc.pts] = i
+            self.recent.append(tc.pts)
+            if len(self.recent) > 4 * self.lag + 64:  # far past any cut the detector can report
+                self.positions.pop(self.recent.popleft(), None)
+            for cut in self.detector.process_frame(tc, self.frames.image(frame)):
+                self._cut(self.frame_of(cut))
+        luma = self.small.luma(frame)
         if self.prev_luma is not None:
             self.diffs[i] = float(cv2.absdiff(luma, self.prev_luma).mean())
         self.prev_luma = luma
@@ -478,8 +556,8 @@ class _PassState:
 
     def finish(self) -> PassResult:
         if self.detector is not None and self.index:
-            for cut in self.detector.post_process(self.tc(self.index - 1)):
-                self._cut(cut.frame_num)
+            for cut in self.detector.post_process(self.last_tc):
+                self._cut(self.frame_of(cut))
         if self.index:
             self.scenes.append((self.scene_start, self.index))
             self._close_full_pieces(self.index)
