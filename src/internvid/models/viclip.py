@@ -49,7 +49,8 @@ class ViCLIPConfig:
     temp_min: float = 0.01  # temp is clamped to >= this (official: 1/100)
     # training knobs (all off by default; inference ignores them)
     mask_ratio: float = 0.0  # fraction of patch tokens dropped per clip in training (CLS kept)
-    drop_path_rate: float = 0.0  # stochastic depth of the video tower, linear over depth
+    drop_path_rate: float = 0.0  # video tower stochastic depth: block i of n drops at
+    # linspace(0, rate, n)[i], attention and MLP residuals apart (official training: 0.1)
     grad_checkpointing: bool = False  # recompute blocks in backward (training + grad only)
 
     def __post_init__(self) -> None:
@@ -165,7 +166,13 @@ class Fp32LayerNorm(nn.LayerNorm):
 
 
 class DropPath(nn.Module):
-    """Stochastic depth: drop the residual branch of whole samples in training."""
+    """Stochastic depth as the official video tower applies it, in training only.
+
+    The official blocks run timm's DropPath on sequence-first (L, B, W) tokens, so its mask
+    (drawn per first dimension) is per *token position*, shared by every clip of the batch, not
+    per clip. On our batch-first (B, L, W) tokens that is a (1, L, 1) mask: each position's
+    residual branch is zeroed with probability `rate`, the others scaled by 1 / (1 - rate).
+    """
 
     def __init__(self, rate: float = 0.0) -> None:
         super().__init__()
@@ -175,8 +182,11 @@ class DropPath(nn.Module):
         if self.rate == 0.0 or not self.training:
             return x
         keep = 1.0 - self.rate
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
+        mask = x.new_empty((1, x.shape[1], 1)).bernoulli_(keep)  # (1, L, 1): per position
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate:g}"
 
 
 class SelfAttention(nn.Module):
@@ -241,15 +251,16 @@ class ResidualAttentionBlock(nn.Module):
         self.ln_1 = norm(width)
         self.mlp = Mlp(width, mlp_ratio)
         self.ln_2 = norm(width)
-        self.drop_path = DropPath(drop_path)
+        self.drop_path1 = DropPath(drop_path)  # on the attention residual (official name)
+        self.drop_path2 = DropPath(drop_path)  # on the MLP residual, an independent draw
 
     def forward(
         self, x: torch.Tensor, causal: bool = False, queries: int | None = None
     ) -> torch.Tensor:
         """(B, L, W) -> (B, L, W), or only the first `queries` tokens' outputs (B, Q, W)."""
         h = self.attn(self.ln_1(x), causal=causal, queries=queries)  # (B, Q, W)
-        x = (x if queries is None else x[:, :queries]) + self.drop_path(h)
-        return x + self.drop_path(self.mlp(self.ln_2(x)))  # (B, Q, W)
+        x = (x if queries is None else x[:, :queries]) + self.drop_path1(h)
+        return x + self.drop_path2(self.mlp(self.ln_2(x)))  # (B, Q, W)
 
 
 class Transformer(nn.Module):
@@ -265,7 +276,8 @@ class Transformer(nn.Module):
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        rates = [drop_path_rate * i / max(layers - 1, 1) for i in range(layers)]
+        # the official stochastic-depth rule: torch.linspace(0, rate, layers), block by block
+        rates = torch.linspace(0, drop_path_rate, layers, device="cpu").tolist()  # even on meta
         self.resblocks = nn.ModuleList(
             ResidualAttentionBlock(width, heads, mlp_ratio, norm, rate) for rate in rates
         )
