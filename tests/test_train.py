@@ -14,7 +14,15 @@ import torch.nn.functional as F
 
 from internvid.models.tokenizer import tokenize
 from internvid.models.viclip import ViCLIP, ViCLIPConfig
-from internvid.train import ShapesDataset, TrainConfig, init_from_clip, latest_checkpoint, main
+from internvid.train import (
+    ShapesDataset,
+    TrainConfig,
+    init_from_clip,
+    latest_checkpoint,
+    main,
+    param_groups,
+    warmup_cosine,
+)
 
 TINY = ["--model", "tiny", "--frames", "4", "--image-size", "32", "--batch-size", "4"]
 
@@ -145,7 +153,7 @@ def test_every_shipped_config_loads() -> None:
         cfg = TrainConfig.from_file(path)
         cfg.model_config()  # the model section is valid too
     finish = TrainConfig.from_file(configs[0].parent / "viclip_b16_finish.yaml")
-    assert (finish.mask_ratio, finish.lr, finish.epochs) == (0.0, 4e-6, 0.5)
+    assert (finish.mask_ratio, finish.lr, finish.epochs, finish.subset) == (0.0, 4e-6, 1, 0.5)
 
 
 def test_heldout_scores_count_ties_against_the_model() -> None:
@@ -196,6 +204,142 @@ def test_cli_train_with_config_writes_wise_ft_and_inits_from_a_run(tmp_path: Pat
         assert torch.allclose(averaged[key], value, atol=1e-6), key
     bad = CliRunner().invoke(app, ["train", "--config", str(cfg), "--bogus", "1"])
     assert bad.exit_code != 0
+
+
+# ------------------------------------------------------------------ the official recipe, point by point
+
+
+def _official_lr_lambda(
+    step: int, num_warmup_steps: float, num_training_steps: float, min_lr_multi: float
+) -> float:
+    """OpenGVLab's get_cosine_schedule_with_warmup(num_cycles=0.5) lr_lambda, transcribed."""
+    num_cycles = 0.5
+    if step < num_warmup_steps:
+        return max(min_lr_multi, float(step) / float(max(1, num_warmup_steps)))
+    progress = float(step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
+    return max(min_lr_multi, 0.5 * (1.0 + math.cos(math.pi * float(num_cycles) * 2.0 * progress)))
+
+
+@pytest.mark.parametrize(
+    ("steps_per_epoch", "epochs", "warmup_epochs"),
+    [(37, 10, 0.5), (100, 10, 0.5), (25, 1, 0.2), (7, 3, 0.0), (3, 1, 0.1)],
+)
+def test_schedule_is_the_official_formula_at_every_step(
+    steps_per_epoch: int, epochs: int, warmup_epochs: float
+) -> None:
+    total = steps_per_epoch * epochs  # the official num_training_steps
+    warmup = steps_per_epoch * warmup_epochs  # num_warmup_steps: a float, not rounded
+    ours = warmup_cosine(total, warmup, 0.01)
+    for step in range(total + 1):
+        assert ours(step) == _official_lr_lambda(step, warmup, total, 0.01), step
+    assert ours(0) == (0.01 if warmup > 0 else 1.0)  # warm-up starts at the floor, not 1/warmup
+    assert min(ours(s) for s in range(total)) == 0.01  # and the cosine floors there
+
+
+def test_main_runs_the_official_schedule_and_optimizer(tmp_path: Path) -> None:
+    args = [*TINY, "--steps", "5", "--lr", "1e-3", "--warmup", "0.4", "--num-samples", "8"]
+    ckpt = torch.load(main([*args, "--out", str(tmp_path)])["checkpoint"], weights_only=True)
+    # 5 steps, warm-up 0.4 x 5 = 2 steps; the scheduler has stepped 5 times
+    assert ckpt["scheduler"]["_last_lr"][0] == 1e-3 * _official_lr_lambda(5, 2.0, 5, 0.01)
+    groups = ckpt["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [0.2, 0.0]
+    assert all(g["betas"] == (0.9, 0.98) and g["eps"] == 1e-8 for g in groups)
+
+
+def test_weight_decay_groups_are_the_official_rule() -> None:
+    """utils/optimizer.py add_weight_decay: no decay for 1-D params, biases and the names of
+    ViCLIP.no_weight_decay(); frozen parameters are not in the optimiser at all."""
+    model = ViCLIP(ViCLIPConfig.tiny())
+    model.freeze_text()
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay, no_decay = ({names[id(p)] for p in g["params"]} for g in param_groups(model, 0.2))
+    vision = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert decay | no_decay == vision and not any(n.startswith("text_") for n in vision)
+    blk = "vision_encoder.transformer.resblocks.0."
+    assert decay == {
+        "vision_encoder.conv1.weight",
+        "vision_encoder.proj",
+        *(f"vision_encoder.transformer.resblocks.{i}.{k}" for i in range(2) for k in (
+            "attn.in_proj_weight", "attn.out_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight"
+        )),
+    }  # fmt: skip
+    assert {"temp", "vision_encoder.positional_embedding", blk + "ln_1.weight"} <= no_decay
+    assert "vision_encoder.temporal_positional_embedding" in no_decay  # 3-D, by name
+    # an unfrozen text tower: the official names are modules, so the token embedding decays
+    text = ViCLIP(ViCLIPConfig.tiny())
+    text_names = {id(p): n for n, p in text.named_parameters()}
+    decay_t, no_decay_t = (
+        {text_names[id(p)] for p in g["params"]} for g in param_groups(text, 0.2)
+    )
+    assert "text_encoder.token_embedding.weight" in decay_t
+    assert "text_encoder.text_projection" in decay_t
+    assert {"text_encoder.positional_embedding", "text_encoder.ln_final.weight"} <= no_decay_t
+
+
+def test_drop_path_rates_per_block_and_identity_in_eval() -> None:
+    cfg = ViCLIPConfig.tiny(vision_layers=4, num_frames=4, drop_path_rate=0.1)
+    model = ViCLIP(cfg)
+    blocks = model.vision_encoder.transformer.resblocks
+    official = [x.item() for x in torch.linspace(0, 0.1, 4)]  # the official per-block rule
+    assert [b.drop_path1.rate for b in blocks] == official == [b.drop_path2.rate for b in blocks]
+    assert official[0] == 0.0 and official[-1] == pytest.approx(0.1)
+    assert all(b.drop_path1.rate == 0.0 for b in model.text_encoder.transformer.resblocks)
+    plain = ViCLIP(ViCLIPConfig.tiny(vision_layers=4, num_frames=4))
+    assert plain.state_dict().keys() == model.state_dict().keys()  # no new weights to load
+    plain.load_state_dict(model.state_dict())
+    torch.manual_seed(0)
+    video = torch.randn(3, 4, 3, 32, 32)
+    with torch.no_grad():
+        reference = plain.eval().encode_video(video)
+        assert torch.equal(model.eval().encode_video(video), reference)  # eval: identity
+        assert torch.equal(plain.train().encode_video(video), reference)  # mask_ratio 0
+        torch.manual_seed(1)
+        assert not torch.equal(model.train().encode_video(video), reference)  # train: active
+
+
+def test_drop_path_mask_is_per_token_position_shared_by_the_batch() -> None:
+    """The official blocks see (L, B, W) tokens, so timm's per-first-dim mask drops token
+    positions for the whole batch; ours, on (B, L, W), draws the same (1, L, 1) mask."""
+    from internvid.models.viclip import DropPath
+
+    drop = DropPath(0.25).train()
+    torch.manual_seed(0)
+    out = drop(torch.ones(3, 4000, 5))
+    assert torch.equal(out, out[:1].expand_as(out))  # the same for every clip ...
+    assert torch.equal(out, out[..., :1].expand_as(out))  # ... and every channel
+    assert out.unique().tolist() == [0.0, torch.tensor(1 / 0.75).item()]  # float32 1 / keep
+    dropped = float((out[0, :, 0] == 0).float().mean())
+    assert abs(dropped - 0.25) < 0.03  # 4000 positions: 3 standard deviations is 0.02
+    assert torch.equal(drop.eval()(out), out) and torch.equal(DropPath(0.0).train()(out), out)
+
+
+def test_shipped_configs_carry_the_official_recipe() -> None:
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    common = dict(
+        betas=(0.9, 0.98), eps=1e-8, weight_decay=0.2, min_lr_multi=0.01, drop_path=0.1,
+        freeze_text=True, bf16=True, pre_text=True, min_caption_words=2, frames=8,
+        image_size=224,
+    )  # fmt: skip
+    pretrain = dict(epochs=10, warmup=0.05, mask_ratio=0.9, batch_size=512, subset=1.0)
+    finish = dict(
+        epochs=1, subset=0.5, subset_seed=42, warmup=0.2, lr=4e-6, mask_ratio=0.0, batch_size=32
+    )
+    expected = {
+        "viclip_b16_pretrain.yaml": {**common, **pretrain, "lr": 2e-4, "model": "b16"},
+        "viclip_l14_pretrain.yaml": {**common, **pretrain, "lr": 4e-4, "model": "l14"},
+        "viclip_b16_finish.yaml": {**common, **finish, "model": "b16", "wise_ft": 0.5},
+        "viclip_l14_finish.yaml": {**common, **finish, "model": "l14", "wise_ft": 0.5},
+    }
+    for name, values in expected.items():
+        cfg = TrainConfig.from_file(folder / name)
+        assert {k: getattr(cfg, k) for k in values} == values, name
+        model_cfg = cfg.model_config()
+        assert model_cfg.drop_path_rate == 0.1 and model_cfg.mask_ratio == values["mask_ratio"]
+    assert TrainConfig.from_file(folder / "viclip_l14_pretrain.yaml").grad_checkpointing
+    assert not TrainConfig.from_file(folder / "viclip_b16_pretrain.yaml").grad_checkpointing
+    shapes = TrainConfig.from_file(folder / "shapes.yaml")  # the documented proof's settings
+    assert (shapes.drop_path, shapes.min_lr_multi, shapes.eps) == (0.0, 0.0, 1e-6)
+    assert shapes.model_config().drop_path_rate == 0.0
 
 
 @pytest.mark.slow

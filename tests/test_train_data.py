@@ -206,3 +206,83 @@ def test_frame_shards_round_trip_and_resume(shards: Path, tmp_path: Path) -> Non
     (out / "00001.tar").unlink()  # as if interrupted before the second shard
     assert CliRunner().invoke(app, args).exit_code == 0
     assert (out / "00000.tar").stat().st_mtime_ns == before and (out / "00001.tar").is_file()
+
+
+def _caption_shard(folder: Path, captions: dict[str, bytes]) -> Path:
+    """A shard of clips with these captions (the video bytes are never decoded here)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    members: dict[str, bytes] = {}
+    for key, caption in captions.items():
+        members[f"{key}.mp4"] = b"\x00" * 16
+        members[f"{key}.txt"] = caption
+    return _write_tar(folder / "00000.tar", members)
+
+
+def test_captions_go_through_pre_text_and_short_ones_are_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from internvid.models.text import pre_text
+
+    raw = {
+        "a_0": b"A Dog, running-fast!",  # -> "a dog running fast"
+        "b_0": b"Hello.",  # -> "hello": 1 word, left out as the official set does
+        "c_0": b"(cats)  &  dogs/birds",  # -> "cats & dogs birds"
+        "d_0": b"#!?",  # -> "": 0 words
+    }
+    shard = _caption_shard(tmp_path / "s", raw)
+    with caplog.at_level("INFO", logger="internvid.train_data"):
+        data = ShardClips(str(shard), frames=4, size=32)
+    assert {s.key: s.caption for s in data.samples} == {
+        "a_0": "a dog running fast",
+        "c_0": "cats & dogs birds",
+    }
+    assert [s.caption for s in data.samples] == [
+        pre_text(raw[s.key].decode()) for s in data.samples
+    ]
+    assert data.skipped["short_caption"] == 2
+    assert "2 clips from 1 shards (left out: short_caption 2)" in caplog.text
+    off = ShardClips(str(shard), frames=4, size=32, pre_text=False, min_words=0)
+    assert [s.caption for s in off.samples] == [raw[k].decode() for k in sorted(raw)]
+    assert off.skipped["short_caption"] == 0
+    with pytest.raises(ValueError, match="short_caption 4"):
+        ShardClips(str(shard), frames=4, size=32, min_words=5)
+
+
+def test_subset_is_the_official_seeded_draw(tmp_path: Path) -> None:
+    import random
+
+    keys = [f"clip_{i:02d}" for i in range(11)]
+    captions = {k: f"clip number {i}".encode() for i, k in enumerate(keys)}
+    captions["clip_03"] = b"short"  # filtered before the draw, as the official set does
+    shard = _caption_shard(tmp_path / "s", captions)
+    data = ShardClips(str(shard), frames=4, size=32, subset=0.5)
+    # dataset/sqlite_dataset.py: filter, then random.seed(42); random.sample(annos, int(0.5 * n))
+    kept = [k for k in keys if k != "clip_03"]
+    state = random.getstate()
+    try:
+        random.seed(42)
+        official = random.sample(kept, int(0.5 * len(kept)))
+    finally:
+        random.setstate(state)
+    assert [s.key for s in data.samples] == official and len(official) == 5
+    assert data.skipped == {
+        "no_video": 0, "no_caption": 0, "bad_json": 0, "short_caption": 1, "not_in_subset": 5
+    }  # fmt: skip
+    again = ShardClips(str(shard), frames=4, size=32, subset=0.5)
+    assert [s.key for s in again.samples] == official  # fixed: every run, every process
+    other = ShardClips(str(shard), frames=4, size=32, subset=0.5, subset_seed=7)
+    assert [s.key for s in other.samples] != official
+    with pytest.raises(ValueError, match="subset"):
+        ShardClips(str(shard), frames=4, size=32, subset=0.0)
+
+
+def test_training_config_passes_the_caption_rules_and_subset(shards: Path) -> None:
+    from internvid.train import TrainConfig, load_data
+
+    cfg = TrainConfig(data=str(shards), frames=4, image_size=32, subset=0.5, min_caption_words=3)
+    data = load_data(cfg)  # "a grey clip", "a broken clip", "the whole clip": 3 words each
+    assert len(data) == 1 and data.skipped["not_in_subset"] == 2  # int(0.5 x 3) = 1 kept
+    with pytest.raises(ValueError, match="short_caption 3"):
+        load_data(TrainConfig(data=str(shards), min_caption_words=4))
+    with pytest.raises(ValueError, match="shard data"):
+        load_data(TrainConfig(subset=0.5))  # the synthetic shapes have no subset

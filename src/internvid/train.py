@@ -55,17 +55,23 @@ class TrainConfig:
     steps: int = 0  # optimiser steps; 0: derived from `epochs`
     epochs: float = 1.0  # passes over the data when `steps` is 0
     lr: float = 2e-4  # peak learning rate (official: 4e-4 for L/14, 2e-4 for B/16)
-    warmup: float = 0.05  # fraction of the steps with a linear warm-up, then cosine to 0
-    weight_decay: float = 0.2  # AdamW decay, on weight matrices only
+    warmup: float = 0.05  # fraction of the steps warming up linearly (official: 0.5 of 10 epochs)
+    min_lr_multi: float = 0.01  # the lr factor never falls below this, warm-up included (official)
+    weight_decay: float = 0.2  # AdamW decay; none on 1-D params, biases, temp, pos/class embeddings
     betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas
-    eps: float = 1e-6  # AdamW epsilon
+    eps: float = 1e-8  # AdamW epsilon (official: torch's default)
     mask_ratio: float = 0.9  # fraction of video patch tokens dropped per clip in training
+    drop_path: float = 0.0  # video-tower stochastic depth, the last block's rate (official 0.1)
     freeze_text: bool = True  # the text tower gets no gradient (official recipe)
     temp_init: float = 0.0  # initial temperature when not loaded; 0: the model's (0.01)
     bf16: bool = False  # bfloat16 autocast (GPU; CPU works but is slow)
     grad_checkpointing: bool = False  # recompute transformer blocks in backward
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resume on GPU)
     seed: int = 0  # seeds the model init, data order and masking
+    pre_text: bool = True  # shards: captions normalised by models.text.pre_text (official)
+    min_caption_words: int = 2  # shards: clips with fewer caption words are left out (official)
+    subset: float = 1.0  # shards: train on this fraction of the clips, one fixed seeded draw
+    subset_seed: int = 42  # seed of that draw (official: random.seed(42); random.sample)
     out: str = "runs/viclip"  # output folder: checkpoints and config.json
     ckpt_every: int = 0  # write a checkpoint every N steps (0: only at the end)
     log_every: int = 10  # log the loss every N steps
@@ -80,6 +86,10 @@ class TrainConfig:
             raise ValueError("batch_size, num_samples and frames must be >= 1")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup is a fraction in [0, 1), got {self.warmup}")
+        if not 0.0 <= self.min_lr_multi <= 1.0:
+            raise ValueError(f"min_lr_multi is a fraction in [0, 1], got {self.min_lr_multi}")
+        if not 0.0 < self.subset <= 1.0:
+            raise ValueError(f"subset is a fraction in (0, 1], got {self.subset}")
 
     @property
     def total_steps(self) -> int:
@@ -131,6 +141,8 @@ class TrainConfig:
         )
         if self.temp_init > 0:
             knobs["temp_init"] = self.temp_init
+        if self.drop_path > 0:
+            knobs["drop_path_rate"] = self.drop_path
         presets = {"tiny": ViCLIPConfig.tiny, "b16": ViCLIPConfig.b16, "l14": ViCLIPConfig.l14}
         if isinstance(self.model, Mapping):  # ViCLIPConfig fields, over {"preset": NAME} if given
             fields = dict(self.model)
@@ -406,10 +418,21 @@ def make_batch(
 def load_data(cfg: TrainConfig) -> Any:
     """The training set of `cfg.data`: the synthetic shapes, or the clips of our shards."""
     if cfg.data == "shapes":
+        if cfg.subset < 1.0:
+            raise ValueError("subset applies to shard data, not the synthetic shapes")
         return ShapesDataset(cfg.num_samples, cfg.frames, cfg.image_size, cfg.seed)
     from internvid.train_data import ShardClips
 
-    return ShardClips(cfg.data, frames=cfg.frames, size=cfg.image_size, train=True)
+    return ShardClips(
+        cfg.data,
+        frames=cfg.frames,
+        size=cfg.image_size,
+        train=True,
+        pre_text=cfg.pre_text,
+        min_words=cfg.min_caption_words,
+        subset=cfg.subset,
+        subset_seed=cfg.subset_seed,
+    )
 
 
 @torch.no_grad()
@@ -470,13 +493,29 @@ def clip_loss(v: torch.Tensor, t: torch.Tensor, logit_scale: torch.Tensor) -> to
 # ----------------------------------------------------------------------------------- optimisation
 
 
+# ViCLIP.no_weight_decay() of the official model: "temp" and its towers' sets, prefixed. The text
+# entries name modules, not parameters, so "text_encoder.token_embedding.weight" is decayed there
+# (it only matters when the text tower is trained; the recipe freezes it).
+NO_DECAY = frozenset(
+    {
+        "temp",
+        "vision_encoder.positional_embedding",
+        "vision_encoder.class_embedding",
+        "vision_encoder.temporal_positional_embedding",
+        "text_encoder.token_embedding",
+        "text_encoder.positional_embedding",
+    }
+)
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: decay on weight matrices; none on biases, norms, embeddings, temp."""
+    """AdamW groups by the official rule (`utils/optimizer.py` add_weight_decay): no decay on
+    1-D parameters, biases and the names in NO_DECAY; decay on the rest; frozen ones left out."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim < 2 or "embedding" in name or name == "temp" or ".ln_" in name:
+        if p.ndim == 1 or name.endswith(".bias") or name in NO_DECAY:
             no_decay.append(p)
         else:
             decay.append(p)
@@ -486,14 +525,18 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
-def warmup_cosine(total: int, warmup: int) -> Any:
-    """LR factor of step s: linear warm-up over `warmup` steps, then cosine to 0 at `total`."""
+def warmup_cosine(total: int, warmup: float, min_lr_multi: float = 0.0) -> Any:
+    """LR factor of step s (0-based), the official schedule (`utils/scheduler.py`
+    get_cosine_schedule_with_warmup, half a cosine, stepped once per optimiser step):
+    s / warmup while s < warmup (`warmup` may be fractional: the official one is epochs x steps
+    per epoch), then 0.5 (1 + cos(pi (s - warmup) / (total - warmup))), never below
+    `min_lr_multi`: the first step runs at min_lr_multi x peak and the last ones floor there."""
 
     def factor(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+            return max(min_lr_multi, float(step) / float(max(1, warmup)))
+        progress = float(step - warmup) / float(max(1, total - warmup))
+        return max(min_lr_multi, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
     return factor
 
@@ -630,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(total, round(cfg.warmup * total))
+        optimizer, warmup_cosine(total, cfg.warmup * total, cfg.min_lr_multi)
     )
     out = Path(cfg.out)
     step, position, losses = 0, 0, []

@@ -238,25 +238,54 @@ class ShardClips(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, shards: str | Sequence[str], frames: int = 8, size: int = 224, train: bool = True
+        self,
+        shards: str | Sequence[str],
+        frames: int = 8,
+        size: int = 224,
+        train: bool = True,
+        pre_text: bool = True,
+        min_words: int = 2,
+        subset: float = 1.0,
+        subset_seed: int = 42,
     ) -> None:
+        """As the official training set (`dataset/sqlite_dataset.py`): captions go through
+        `models.text.pre_text` (`pre_text`), clips whose caption then has fewer than `min_words`
+        words are left out (0: none), and `subset` < 1 keeps int(subset x n) of the remaining n
+        clips, drawn as `random.seed(subset_seed); random.sample(clips, k)` (its finishing
+        stage's fixed 50%). `skipped` counts every clip left out, by reason."""
+        import random
+        from dataclasses import replace
+
+        from internvid.models.text import pre_text as normalise
+
+        if not 0.0 < subset <= 1.0:
+            raise ValueError(f"subset is a fraction in (0, 1], got {subset}")
         self.shards = expand_shards(shards)
         self.frames, self.size, self.train = frames, size, train
-        self.samples: list[Sample] = []
+        found_all: list[Sample] = []
         skipped: dict[str, int] = {}
         for i, path in enumerate(self.shards):
             found, left = index_shard(path, i)
-            self.samples.extend(found)
+            found_all.extend(found)
             for k, v in left.items():
                 skipped[k] = skipped.get(k, 0) + v
+        if pre_text:
+            found_all = [replace(s, caption=normalise(s.caption)) for s in found_all]
+        self.samples: list[Sample] = [s for s in found_all if len(s.caption.split()) >= min_words]
+        skipped["short_caption"] = len(found_all) - len(self.samples)
+        if subset < 1.0:
+            drawn = random.Random(subset_seed).sample(self.samples, int(subset * len(self.samples)))
+            skipped["not_in_subset"] = len(self.samples) - len(drawn)
+            self.samples = drawn
+        self.skipped = skipped  # reason -> clips left out of the index
         self.failures: dict[str, Failure] = {}  # clip id -> why it could not be decoded
+        left_out = ", ".join(f"{k} {v}" for k, v in skipped.items() if v) or "none"
         if not self.samples:
-            raise ValueError(f"no captioned clips with a video file in {len(self.shards)} shards")
+            raise ValueError(
+                f"no trainable clips in {len(self.shards)} shards (left out: {left_out})"
+            )
         log.info(
-            "%d clips from %d shards (left out: %s)",
-            len(self.samples),
-            len(self.shards),
-            ", ".join(f"{k} {v}" for k, v in skipped.items() if v) or "none",
+            "%d clips from %d shards (left out: %s)", len(self.samples), len(self.shards), left_out
         )
 
     def __len__(self) -> int:
