@@ -57,7 +57,7 @@ def test_sigkill_mid_run_then_resume(tmp_path, demo_videos):
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
+            [str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH", "")]
         ),
     }
 

@@ -36,7 +36,7 @@ from internvid.stages.score import ScoreStage, score_models
 from toy_stages import JsonSink, KeepEven, MakeClips, Sleep, read_sink
 
 runner = CliRunner()
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(scope="module")

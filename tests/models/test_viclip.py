@@ -31,7 +31,7 @@ from internvid.models import (
 )
 from internvid.models.viclip import SelfAttention, drop_tokens
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BLOCK_KEYS = {  # per residual block, as nn.MultiheadAttention + CLIP's MLP name them
     "attn.in_proj_weight": lambda w: (3 * w, w),
     "attn.in_proj_bias": lambda w: (3 * w,),

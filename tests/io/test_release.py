@@ -25,7 +25,7 @@ from internvid.io.release import (
 from internvid.records import Clip, format_timecode
 
 # ../shared/data/internvid next to the repository (read-only, never copied into the repo)
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "internvid" / "sample_rows.jsonl"
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "internvid" / "sample_rows.jsonl"
 
 GOOD = {
     "YoutubeID": "pDq9UzfCtGw",
