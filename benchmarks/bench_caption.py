@@ -26,7 +26,7 @@ import torch
 
 from internvid.caption.captioner import ImageCaptioner
 from internvid.hub import pick_dtype
-from internvid.caption.tiny import build_tiny_models
+from internvid.tiny.captioners import build_tiny_models
 
 log = logging.getLogger("bench_caption")
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from internvid.caption.tiny import build_tiny_models
 from internvid.config import RunConfig
 from internvid.engine import Context, Pipeline, Resources, Sample, Stage
 from internvid.engine.ray_executor import RayExecutor
 from internvid.media.synth import DEMO_VIDEOS, make_video
 from internvid.records import Video
 from internvid.run import run
+from internvid.tiny.captioners import build_tiny_models
 
 log = logging.getLogger("bench_ray")
 

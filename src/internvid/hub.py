@@ -16,14 +16,14 @@ TINY_PREFIX = "tiny:"  # "tiny:blip" names a random-weight model built locally (
 # tiny:NAME -> the module whose `build_tiny(name, root)` builds it (imported only when asked for,
 # so that the hub imports no model code and nothing imports in a cycle)
 TINY_MODELS = {
-    "blip": "internvid.caption.tiny",
-    "blip2": "internvid.caption.tiny",
-    "t5": "internvid.caption.tiny",
-    "chat": "internvid.caption.tiny",
-    "viclip": "internvid.models.tiny",
-    "clip": "internvid.scores.tiny",
-    "aesthetic-linear": "internvid.scores.tiny",
-    "aesthetic-mlp": "internvid.scores.tiny",
+    "blip": "internvid.tiny.captioners",
+    "blip2": "internvid.tiny.captioners",
+    "t5": "internvid.tiny.captioners",
+    "chat": "internvid.tiny.captioners",
+    "viclip": "internvid.tiny.viclip",
+    "clip": "internvid.tiny.scorers",
+    "aesthetic-linear": "internvid.tiny.scorers",
+    "aesthetic-mlp": "internvid.tiny.scorers",
 }
 MODEL_CHOICES = ("auto", "real", "tiny")  # --models of score/search/eval: auto (tiny when the run
 # captioned with tiny models), real (the official checkpoints), tiny (random weights, offline)
@@ -289,17 +289,25 @@ def load_viclip(
     dtype: str = "auto",
     resolved: str | None = None,
     what: str = "ViCLIP",
+    *,
+    config: Any = None,
+    edit_state: Any = None,
 ) -> Any:
     """The one ViCLIP loader: find `ref` (a checkpoint file, OWNER/REPO/FILE or tiny:viclip;
     `resolved` when resolve_models already found it), fetch it, load it on `device` in `dtype`
-    ("auto" picks), eval mode. Raises ModelsUnavailable naming it when it cannot be had."""
-    from internvid.models import ViCLIPConfig
+    ("auto" picks), eval mode. Raises ModelsUnavailable naming it when it cannot be had.
+    `config`: the ViCLIPConfig to build (None: tiny for tiny:viclip, else inferred from the
+    weights); `edit_state`: a function of the checkpoint's state dict returning the weights to
+    load instead (eval's WiSE-FT average)."""
+    from internvid.models import ViCLIPConfig, read_state_dict
     from internvid.models import load_viclip as load_checkpoint
 
     if resolved is None:
         resolved = resolve_models([], cache_dir, files=[ref], what=what)[0].path
     path = fetch_file(resolved, cache_dir)
     dev = pick_device(device)
-    config = ViCLIPConfig.tiny() if ref == TINY_VICLIP else None  # else inferred from the file
+    if config is None and ref == TINY_VICLIP:
+        config = ViCLIPConfig.tiny()  # else inferred from the file
+    source = path if edit_state is None else edit_state(read_state_dict(path))
     torch_dtype = pick_dtype(dtype, dev) if isinstance(dtype, str) else dtype
-    return load_checkpoint(path, config, device=dev, dtype=torch_dtype).eval()
+    return load_checkpoint(source, config, device=dev, dtype=torch_dtype).eval()

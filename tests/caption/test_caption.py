@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from internvid.caption.captioner import ImageCaptioner
 from internvid.caption.fusion import CHAT_PROMPT, Fuser, FusionInput, fusion_input
-from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.caption.presets import PRESETS, caption_models
-from internvid.caption.tiny import build_tiny_models
 from internvid.cli import app
 from internvid.config import CaptionConfig
 from internvid.engine import Sample, StageStats
+from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.records import Clip, Video
 from internvid.stages.caption import FuseStage
+from internvid.tiny.captioners import build_tiny_models
 
 runner = CliRunner()
 

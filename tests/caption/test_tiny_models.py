@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from internvid.caption.tiny import MARKER, TINY_MODELS, build_tiny_models
+from internvid.tiny.captioners import MARKER, TINY_MODELS, build_tiny_models
 
 transformers = pytest.importorskip("transformers")
 Image = pytest.importorskip("PIL.Image")

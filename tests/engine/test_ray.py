@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 import internvid.run as run_module
 from internvid.caption.presets import caption_models
-from internvid.caption.tiny import build_tiny_models
 from internvid.cli import app
 from internvid.config import CaptionConfig, RunConfig, ScoreConfig
 from internvid.engine import Pipeline, Resources, Sample, Stage
@@ -33,6 +32,7 @@ from internvid.engine.shard import load_marker
 from internvid.records import Video
 from internvid.stages.caption import CaptionStage
 from internvid.stages.score import ScoreStage, score_models
+from internvid.tiny.captioners import build_tiny_models
 from toy_stages import JsonSink, KeepEven, MakeClips, Sleep, read_sink
 
 runner = CliRunner()

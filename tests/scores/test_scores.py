@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from internvid.scores.tiny import MARKER, TINY_SCORER_MODELS, build_tiny_scorer_models
+from internvid.tiny.scorers import MARKER, TINY_SCORER_MODELS, build_tiny_scorer_models
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

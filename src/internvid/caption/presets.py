@@ -40,7 +40,7 @@ PRESETS: dict[str, Preset] = {
         fusion="chat",
         about="BLIP base (250M) at both scales + Qwen2.5-0.5B-Instruct; runs on a CPU",
     ),
-    # Random-weight models built locally in a second (internvid.caption.tiny): they exercise
+    # Random-weight models built locally in a second (internvid.tiny.captioners): they exercise
     # every code path offline and caption nothing. For tests and smoke runs only.
     "tiny": Preset(
         name="tiny",

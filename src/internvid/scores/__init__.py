@@ -18,7 +18,6 @@ from internvid.scores.base import (
 )
 from internvid.scores.clipscore import ClipScorer, clipscore_from_cosine
 from internvid.scores.text_overlay import TextOverlayScorer
-from internvid.scores.tiny import build_tiny_scorer_models
 
 __all__ = [
     "AestheticScorer",
@@ -29,7 +28,6 @@ __all__ = [
     "ScoreItem",
     "Scorer",
     "TextOverlayScorer",
-    "build_tiny_scorer_models",
     "clipscore_from_cosine",
     "describe",
     "get",

@@ -12,26 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from internvid.tiny import FFN, HEADS, HIDDEN, IMAGE_SIZE, LAYERS, MARKER, PATCH
+
 logger = logging.getLogger(__name__)
 
 # The tiny models this module can build, by short name.
 TINY_MODELS = ("blip", "blip2", "t5", "chat")
 
-# The file written last into a model folder: its presence marks the folder as complete.
-MARKER = "tiny.json"
 
-# Width of every tiny transformer (vision, Q-Former, text).
-_HIDDEN = 32
-# Width of every feed-forward block.
-_FFN = 64
-# Layers per tiny transformer stack.
-_LAYERS = 2
-# Attention heads per layer.
-_HEADS = 2
-# Side of the square images the tiny vision towers take, in pixels.
-_IMAGE_SIZE = 32
-# Side of a vision patch, in pixels.
-_PATCH = 8
 # Learned query tokens of the tiny BLIP-2 Q-Former (also the number of <image> tokens per prompt).
 _QUERY_TOKENS = 4
 # Longest sequence the tiny text models accept (position embeddings).
@@ -284,17 +272,17 @@ def _unique(items: Iterable[str]) -> list[str]:
 def _image_processor() -> Any:
     from transformers import BlipImageProcessorPil  # the PIL backend: no torchvision needed
 
-    return BlipImageProcessorPil(size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE})
+    return BlipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
 
 
 def _vision_kwargs() -> dict[str, Any]:
     return {
-        "hidden_size": _HIDDEN,
-        "intermediate_size": _FFN,
-        "num_hidden_layers": _LAYERS,
-        "num_attention_heads": _HEADS,
-        "image_size": _IMAGE_SIZE,
-        "patch_size": _PATCH,
+        "hidden_size": HIDDEN,
+        "intermediate_size": FFN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "image_size": IMAGE_SIZE,
+        "patch_size": PATCH,
         "initializer_range": _INIT_STD,
     }
 
@@ -313,20 +301,20 @@ def _build_blip(folder: Path) -> None:
         vision_config=_vision_kwargs(),
         text_config={
             "vocab_size": len(tokenizer),
-            "hidden_size": _HIDDEN,
-            "intermediate_size": _FFN,
-            "num_hidden_layers": _LAYERS,
-            "num_attention_heads": _HEADS,
+            "hidden_size": HIDDEN,
+            "intermediate_size": FFN,
+            "num_hidden_layers": LAYERS,
+            "num_attention_heads": HEADS,
             "max_position_embeddings": _MAX_POSITIONS,
-            "encoder_hidden_size": _HIDDEN,
+            "encoder_hidden_size": HIDDEN,
             "initializer_range": _INIT_STD,
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.sep_token_id,
             "sep_token_id": tokenizer.sep_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },
-        projection_dim=_HIDDEN,
-        image_text_hidden_size=_HIDDEN,
+        projection_dim=HIDDEN,
+        image_text_hidden_size=HIDDEN,
         initializer_range=_INIT_STD,
     )
     model = BlipForConditionalGeneration(config).eval()
@@ -347,23 +335,23 @@ def _build_blip2(folder: Path) -> None:
     config = Blip2Config(
         vision_config=_vision_kwargs(),
         qformer_config={
-            "hidden_size": _HIDDEN,
-            "intermediate_size": _FFN,
-            "num_hidden_layers": _LAYERS,
-            "num_attention_heads": _HEADS,
+            "hidden_size": HIDDEN,
+            "intermediate_size": FFN,
+            "num_hidden_layers": LAYERS,
+            "num_attention_heads": HEADS,
             "cross_attention_frequency": 1,
-            "encoder_hidden_size": _HIDDEN,
+            "encoder_hidden_size": HIDDEN,
             "max_position_embeddings": _MAX_POSITIONS,
             "initializer_range": _INIT_STD,
         },
         text_config={
             "model_type": "opt",
             "vocab_size": len(tokenizer),
-            "hidden_size": _HIDDEN,
-            "word_embed_proj_dim": _HIDDEN,
-            "ffn_dim": _FFN,
-            "num_hidden_layers": _LAYERS,
-            "num_attention_heads": _HEADS,
+            "hidden_size": HIDDEN,
+            "word_embed_proj_dim": HIDDEN,
+            "ffn_dim": FFN,
+            "num_hidden_layers": LAYERS,
+            "num_attention_heads": HEADS,
             "max_position_embeddings": _MAX_POSITIONS,
             "init_std": _INIT_STD,
             "bos_token_id": tokenizer.bos_token_id,
@@ -371,7 +359,7 @@ def _build_blip2(folder: Path) -> None:
             "pad_token_id": tokenizer.pad_token_id,
         },
         num_query_tokens=_QUERY_TOKENS,
-        image_text_hidden_size=_HIDDEN,
+        image_text_hidden_size=HIDDEN,
         image_token_index=image_token_id,
         initializer_range=_INIT_STD,
     )
@@ -396,12 +384,12 @@ def _build_t5(folder: Path) -> None:
     tokenizer = _t5_tokenizer()
     config = T5Config(
         vocab_size=len(tokenizer),
-        d_model=_HIDDEN,
-        d_kv=_HIDDEN // _HEADS,
-        d_ff=_FFN,
-        num_layers=_LAYERS,
-        num_decoder_layers=_LAYERS,
-        num_heads=_HEADS,
+        d_model=HIDDEN,
+        d_kv=HIDDEN // HEADS,
+        d_ff=FFN,
+        num_layers=LAYERS,
+        num_decoder_layers=LAYERS,
+        num_heads=HEADS,
         relative_attention_num_buckets=8,
         relative_attention_max_distance=_MAX_POSITIONS,
         pad_token_id=tokenizer.pad_token_id,
@@ -426,11 +414,11 @@ def _build_chat(folder: Path) -> None:
     endoftext_id = tokenizer.convert_tokens_to_ids(_CHAT_SPECIALS[0])
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=_HIDDEN,
-        intermediate_size=_FFN,
-        num_hidden_layers=_LAYERS,
-        num_attention_heads=_HEADS,
-        num_key_value_heads=_HEADS,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
         max_position_embeddings=_MAX_POSITIONS,
         tie_word_embeddings=True,
         initializer_range=_INIT_STD,

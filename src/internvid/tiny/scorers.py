@@ -10,28 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from internvid.tiny import FFN, HEADS, HIDDEN, IMAGE_SIZE, LAYERS, MARKER, PATCH
+
 logger = logging.getLogger(__name__)
 
-# The file written last into the tiny folder: its presence marks the folder as complete.
-MARKER = "tiny.json"
 # What the tiny folder holds, by the name `tiny:NAME` refers to it: the CLIP (a folder for
 # from_pretrained) and the two aesthetic heads (files in the official formats).
 TINY_SCORER_MODELS = ("clip", "aesthetic-linear", "aesthetic-mlp")
 # Where each of them lies inside the folder.
 _LAYOUT = {"clip": "clip", "aesthetic-linear": "linear.pth", "aesthetic-mlp": "mlp.pth"}
 
-# Width of the tiny vision and text transformers.
-_HIDDEN = 32
-# Width of their feed-forward blocks.
-_FFN = 64
-# Layers per tiny transformer stack.
-_LAYERS = 2
-# Attention heads per layer.
-_HEADS = 2
-# Side of the square images the tiny vision tower takes, in pixels.
-_IMAGE_SIZE = 32
-# Side of a vision patch, in pixels.
-_PATCH = 8
 # Joint embedding width: 768 like CLIP ViT-L/14, so that the official head shapes fit unchanged.
 _PROJECTION_DIM = 768
 # Longest token sequence of the text tower, as in real CLIP.
@@ -144,10 +132,10 @@ def _build_clip(folder: Path) -> None:
 
     tokenizer = _tokenizer()
     common = {
-        "hidden_size": _HIDDEN,
-        "intermediate_size": _FFN,
-        "num_hidden_layers": _LAYERS,
-        "num_attention_heads": _HEADS,
+        "hidden_size": HIDDEN,
+        "intermediate_size": FFN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
         "projection_dim": _PROJECTION_DIM,
         "initializer_range": _INIT_STD,
     }
@@ -160,13 +148,13 @@ def _build_clip(folder: Path) -> None:
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },
-        vision_config={**common, "image_size": _IMAGE_SIZE, "patch_size": _PATCH},
+        vision_config={**common, "image_size": IMAGE_SIZE, "patch_size": PATCH},
         projection_dim=_PROJECTION_DIM,
         initializer_range=_INIT_STD,
     )
     model = CLIPModel(config).eval()
     image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": _IMAGE_SIZE}, crop_size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE}
+        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     )
     model.save_pretrained(folder)
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
