@@ -15,12 +15,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.caption.presets import CaptionModels, caption_models
 from internvid.config import RunConfig
 from internvid.engine import Pipeline, Sample, StageStats
 from internvid.engine.local import LocalExecutor
 from internvid.engine.shard import ShardResult
+from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.inputs import read_inputs
 from internvid.io.atomic import (
     atomic_open,

@@ -63,8 +63,8 @@ def score(
     """Add score columns to a finished run (clips.parquet, internvid.jsonl, shard sidecars).
     A --config file holds the keys of a run's `score:` section."""
     from internvid.config import RunConfig, ScoreConfig, apply_overrides, load_config
-    from internvid.run import RunError
     from internvid.rescore import score_folder
+    from internvid.run import RunError
 
     try:
         cfg = load_config(ScoreConfig, config) if config else ScoreConfig()
