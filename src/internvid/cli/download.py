@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from internvid.cli.options import ConfigOption
+from internvid.cli.options import ConfigOption, command_config
 from internvid.config import DownloadCommandConfig
 
 if TYPE_CHECKING:
@@ -96,13 +96,8 @@ def download(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
     """Download the clips of InternVid metadata rows (only their time ranges) into shards."""
-    from internvid.config import apply_overrides, load_config
     from internvid.download import DownloadSetupError, download_release
 
-    try:
-        cfg = load_config(DownloadCommandConfig, config) if config else DownloadCommandConfig()
-    except (OSError, ValueError) as e:
-        raise typer.BadParameter(str(e), param_hint="--config") from e
     given = {  # options given on the command line override the config file
         ("url_template",): url_template,
         ("workers",): workers,
@@ -118,7 +113,7 @@ def download(
         ("socket_timeout",): socket_timeout,
         ("allow_leading_dash",): allow_leading_dash,
     }
-    apply_overrides(cfg, given)
+    cfg = command_config(DownloadCommandConfig, config, given)
     try:
         summary = download_release(metadata, out, cfg, progress=not no_progress)
     except DownloadSetupError as e:

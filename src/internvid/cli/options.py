@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
+from internvid.config import apply_overrides, load_config
 from internvid.scores.base import score_names
+
+T = TypeVar("T")
 
 SCORE_LIST = ", ".join(score_names())  # the registered scores, for help texts
 DEVICE_HELP = "Model device: auto (cuda when there is one), cpu, cuda, cuda:N."
@@ -31,6 +34,25 @@ ModelsOption = Annotated[str | None, typer.Option(help=MODELS_HELP)]
 CacheDirOption = Annotated[
     str | None, typer.Option(help="Hugging Face cache folder for the models.")
 ]
+ViclipOption = Annotated[
+    str | None,
+    typer.Option(help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE."),
+]
+
+
+def command_config(cls: type[T], config: Path | None, given: dict[tuple[str, ...], Any]) -> T:
+    """A command's config: the --config file (else the defaults), then the options given on
+    the command line (None: not given), then its `validate()` if it has one. A bad file, key
+    or value is a usage error naming --config."""
+    try:
+        cfg = load_config(cls, config) if config else cls()
+        apply_overrides(cfg, given)
+        validate = getattr(cfg, "validate", None)
+        if validate is not None:
+            validate()
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--config") from e
+    return cfg
 
 
 def check_device(device: str | None) -> str | None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from internvid.cli.options import ConfigOption
+from internvid.cli.options import ConfigOption, command_config
 
 log = logging.getLogger("internvid")
 
@@ -31,20 +31,15 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Write a self-contained HTML report (plots, sample frames; no network) about a run."""
-    from internvid.config import ReportConfig, apply_overrides, load_config
+    from internvid.config import ReportConfig
     from internvid.report import write_report
 
-    try:
-        cfg = load_config(ReportConfig, config) if config else ReportConfig()
-        given = {  # options given on the command line override the config file
-            ("out",): None if out is None else str(out),
-            ("samples",): samples,
-            ("seed",): seed,
-        }
-        apply_overrides(cfg, given)
-        cfg.validate()
-    except (OSError, ValueError) as e:
-        raise typer.BadParameter(str(e), param_hint="--config") from e
+    given = {  # options given on the command line override the config file
+        ("out",): None if out is None else str(out),
+        ("samples",): samples,
+        ("seed",): seed,
+    }
+    cfg = command_config(ReportConfig, config, given)
     try:
         write_report(run_dir, cfg.out, samples=cfg.samples, seed=cfg.seed)
     except OSError as e:

@@ -17,8 +17,10 @@ from internvid.cli.options import (
     DeviceOption,
     DtypeOption,
     ModelsOption,
+    ViclipOption,
     check_choice,
     check_device,
+    command_config,
     score_list,
 )
 
@@ -39,10 +41,7 @@ def score(
     ] = None,
     config: ConfigOption = None,
     models: ModelsOption = None,
-    viclip: Annotated[
-        str | None,
-        typer.Option(help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE."),
-    ] = None,
+    viclip: ViclipOption = None,
     viclip_sampling: Annotated[
         str | None, typer.Option(help="ViCLIP frames: middle (official evaluation) or demo.")
     ] = None,
@@ -62,14 +61,10 @@ def score(
 ) -> None:
     """Add score columns to a finished run (clips.parquet, internvid.jsonl, shard sidecars).
     A --config file holds the keys of a run's `score:` section."""
-    from internvid.config import RunConfig, ScoreConfig, apply_overrides, load_config
+    from internvid.config import RunConfig, ScoreConfig
     from internvid.rescore import score_folder
     from internvid.run import RunError
 
-    try:
-        cfg = load_config(ScoreConfig, config) if config else ScoreConfig()
-    except (OSError, ValueError) as e:
-        raise typer.BadParameter(str(e), param_hint="--config") from e
     given = {  # options given on the command line override the config file
         ("scores",): score_list(scores),
         ("models",): check_choice(models, MODELS, "--models"),
@@ -81,7 +76,7 @@ def score(
         ("dtype",): check_choice(dtype, DTYPES, "--dtype"),
         ("batch_size",): batch_size,
     }
-    apply_overrides(cfg, given)
+    cfg = command_config(ScoreConfig, config, given)
     if not cfg.scores:
         cfg.scores = list(DEFAULT_SCORES)
     check = RunConfig(score=cfg)

@@ -17,8 +17,10 @@ from internvid.cli.options import (
     DeviceOption,
     DtypeOption,
     ModelsOption,
+    ViclipOption,
     check_choice,
     check_device,
+    command_config,
 )
 
 log = logging.getLogger("internvid")
@@ -32,10 +34,7 @@ def search(
     ] = None,
     config: ConfigOption = None,
     models: ModelsOption = None,
-    viclip: Annotated[
-        str | None,
-        typer.Option(help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE."),
-    ] = None,
+    viclip: ViclipOption = None,
     rebuild: Annotated[
         bool, typer.Option(help="Embed every clip again, even when the index is current.")
     ] = False,
@@ -48,24 +47,19 @@ def search(
     cache_dir: CacheDirOption = None,
 ) -> None:
     """Find the clips of a finished run that match a text (ViCLIP; indexes on first use)."""
-    from internvid.config import SearchConfig, apply_overrides, load_config
+    from internvid.config import SearchConfig
     from internvid.search import SearchError, print_table, search_folder
 
-    try:
-        cfg = load_config(SearchConfig, config) if config else SearchConfig()
-        given = {  # options given on the command line override the config file
-            ("top",): top,
-            ("models",): check_choice(models, MODELS, "--models"),
-            ("viclip",): viclip,
-            ("device",): check_device(device),
-            ("dtype",): check_choice(dtype, DTYPES, "--dtype"),
-            ("batch_size",): batch_size,
-            ("cache_dir",): cache_dir,
-        }
-        apply_overrides(cfg, given)
-        cfg.validate()
-    except (OSError, ValueError) as e:
-        raise typer.BadParameter(str(e), param_hint="--config") from e
+    given = {  # options given on the command line override the config file
+        ("top",): top,
+        ("models",): check_choice(models, MODELS, "--models"),
+        ("viclip",): viclip,
+        ("device",): check_device(device),
+        ("dtype",): check_choice(dtype, DTYPES, "--dtype"),
+        ("batch_size",): batch_size,
+        ("cache_dir",): cache_dir,
+    }
+    cfg = command_config(SearchConfig, config, given)
     try:
         result = search_folder(
             run_dir, query, top=cfg.top, models=cfg.models, viclip=cfg.viclip or None,
