@@ -6,6 +6,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
 from scenedetect import FrameTimecode
 from scenedetect.common import Timecode, framerate_to_fraction
 
@@ -22,6 +24,8 @@ from internvid.media.probe import stream_fps
 log = logging.getLogger(__name__)
 
 DETECT_WIDTH = 256  # PySceneDetect's auto-downscale target (its DEFAULT_MIN_WIDTH), longer side
+_BICUBIC = Interpolation.BICUBIC  # OpenCV's swscale flag (matters beyond 8-bit 4:2:0)
+_AHEAD = 3  # decoded frames whose detector frames are made ahead on a worker thread
 FROZEN = 0.01  # mean absolute luma change (0-255) below which a frame shows no change at all
 FRAME_KINDS = ("middle", "fps", "uniform", "segments", "strided")
 _MICROSECOND = Fraction(1, 1000000)  # the time base of OpenCV positions as PySceneDetect reads them
@@ -301,10 +305,13 @@ class _DetectFrames:
         self.rotate: int | None = None  # cv2.rotate code, set from the first frame
         self.size: tuple[int, int] | None = None  # (width, height) fed to the detector
         self.count = 0  # frames read (OpenCV's CAP_PROP_POS_FRAMES after each read)
+        # one swscale context for the whole video: a frame's own reformat() sets up a new one
+        # for every decoded frame, which costs 4x the conversion at 320x180
+        self.swscale = VideoReformatter()
 
     def image(self, frame: Any) -> np.ndarray:
         """The BGR frame (H, W, 3) uint8 `detect()` gives its detector for this decoded frame."""
-        bgr = frame.to_ndarray(format="bgr24", interpolation="BICUBIC")
+        bgr = self.swscale.reformat(frame, format="bgr24", interpolation=_BICUBIC).to_ndarray()
         if self.size is None:
             self.rotate = _ROTATE.get(round(getattr(frame, "rotation", 0) or 0) % 360)
             h, w = bgr.shape[:2]
@@ -419,11 +426,20 @@ class OnePass:
         """Decode `path` once; call `on_clip` as each clip closes (clips are also returned in
         order; with `on_clip` their frames go to it only, so memory stays flat in video length)."""
         container, stream = open_video(path, self.skip_loop_filter)
-        with container:
+        with container, ThreadPoolExecutor(1) as pool:
             fps = stream_fps(stream) or 25.0
             state = _PassState(self, stream, fps, on_clip)
+            # the detector frames are made on one worker thread a few frames ahead (swscale and
+            # OpenCV release the GIL), as detect() decodes on a thread of its own; the rest of a
+            # frame's work stays here, in order
+            ahead: deque[tuple[Any, Future | None]] = deque()
             for frame in _decode(container, stream):
-                state.feed(frame)
+                image = pool.submit(state.frames.image, frame) if state.detector else None
+                ahead.append((frame, image))
+                if len(ahead) > _AHEAD:
+                    state.feed(*ahead.popleft())
+            while ahead:
+                state.feed(*ahead.popleft())
             return state.finish()
 
 
@@ -482,7 +498,8 @@ class _PassState:
         k = self.positions.get(cut.pts)
         return cut.frame_num if k is None else k
 
-    def feed(self, frame: Any) -> None:
+    def feed(self, frame: Any, image: Future | None = None) -> None:
+        """Take the next decoded frame; `image`: its detector frame being made (else made here)."""
         i = self.index
         if self.big is not None:
             self.buffer[i] = self.big.planes(frame)
@@ -493,7 +510,8 @@ class _PassState:
             self.recent.append(tc.pts)
             if len(self.recent) > 4 * self.lag + 64:  # far past any cut the detector can report
                 self.positions.pop(self.recent.popleft(), None)
-            for cut in self.detector.process_frame(tc, self.frames.image(frame)):
+            img = self.frames.image(frame) if image is None else image.result()
+            for cut in self.detector.process_frame(tc, img):
                 self._cut(self.frame_of(cut))
         luma = self.small.luma(frame)
         if self.prev_luma is not None:
