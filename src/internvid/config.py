@@ -535,3 +535,128 @@ class DownloadCommandConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+
+
+# --dtype of `internvid eval` took torch's names before the shared vocabulary; still accepted
+DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+EVAL_TASKS = ("auto", "retrieval", "classification")  # EvalConfig.task choices
+EVAL_SAMPLINGS = ("middle", "demo")  # EvalConfig.sampling choices
+GEN_METRICS = ("fvd", "fid", "is", "clipsim")  # EvalGenConfig.metrics choices (eval.generation)
+
+
+@dataclass
+class EvalConfig:
+    """`internvid eval`: zero-shot ViCLIP retrieval / classification (defaults: the official protocol)."""
+
+    # ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE ("" = by models)
+    model: str = ""
+    # checkpoint when model is "": auto or real (the official ViCLIP-L/14 10M-FLT), or tiny
+    # (random weights built locally: smoke runs only)
+    models: str = "auto"
+    # metrics JSON to write (None: only the log line)
+    out: str | None = None
+    # annotation format: auto (from the file name and first record), generic, msrvtt-csv,
+    # msrvtt-json, msvd, didemo, anet, lsmdc, kinetics (internvid.eval.sets.FORMATS)
+    format: str = "auto"
+    # folder of the videos, searched recursively (None: the annotation file's folder)
+    videos: str | None = None
+    # video ids of the split (test_list.txt, or a csv's video_id column): msrvtt-json, msvd, didemo
+    split_list: str | None = None
+    # one caption per video (its sentences joined) or one per sentence (False); None: paragraphs
+    # for DiDeMo / ActivityNet, sentences for generic caption lists
+    paragraphs: bool | None = None
+    # leave out videos whose file is missing (else an error)
+    skip_missing: bool = False
+    # retrieval, classification, or auto (from the file)
+    task: str = "auto"
+    # model config: auto (tiny for tiny:viclip, else from the checkpoint), b16, l14, tiny, or a JSON
+    arch: str = "auto"
+    # class names (.txt one per line, .csv 'name' column, .json); None: the sorted distinct labels
+    classes: str | None = None
+    # prompts: official (ViCLIP's 16), kinetics (28), clip, single, or a file of '{}' lines
+    templates: str = "official"
+    # official (pre_text before tokenising) or raw
+    text_norm: str = "official"
+    # official (mean of the prompt cosines) or renorm (the renormalised mean embedding)
+    prompt_average: str = "official"
+    # frame resize: bicubic (official), bicubic-aa (torchvision >= 0.17), bilinear (the demo's cv2)
+    resize: str = "bicubic"
+    # frame sampling: middle (of 8 segments, the official evaluation) or demo
+    sampling: str = "middle"
+    # auto (cuda when available, else cpu), cpu, cuda, cuda:N
+    device: str = "auto"
+    # fp32 (exact metrics), auto, fp16, bf16 (float32 / float16 / bfloat16 are read as these)
+    dtype: str = "fp32"
+    # clips per encode_video batch
+    batch_size: int = 16
+    # video decoding threads
+    workers: int = 2
+    # query rows per similarity block (at most chunk x N scores in memory)
+    chunk: int = 1024
+    # average the weights with this ViCLIP state dict, or with a CLIP (folder or hub id: what the
+    # official zero-shot scripts do, at alpha 0.5); None: no WiSE-FT
+    wise_ft: str | None = None
+    # weight of the wise_ft weights (0: none)
+    alpha: float = 0.5
+    # Hugging Face cache folder for the model ("" = HF_HOME's); tiny models are built there too
+    cache_dir: str = ""
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work (the named choices are checked by the
+        command and by `internvid.eval.evaluate`)."""
+        if DTYPE_ALIASES.get(self.dtype, self.dtype) not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, not {self.dtype!r}")
+        if self.models not in ("auto", "real", "tiny"):
+            raise ValueError(f"models must be auto, real or tiny, not {self.models!r}")
+        if self.task not in EVAL_TASKS:
+            raise ValueError(f"task must be one of {EVAL_TASKS}, not {self.task!r}")
+        if self.sampling not in EVAL_SAMPLINGS:
+            raise ValueError(f"sampling must be one of {EVAL_SAMPLINGS}, not {self.sampling!r}")
+        if min(self.batch_size, self.workers, self.chunk) < 1:
+            raise ValueError("batch_size, workers and chunk must be >= 1")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError("alpha must be within 0-1")
+
+
+@dataclass
+class EvalGenConfig:
+    """`internvid eval-gen`: FVD, FID, IS and CLIPSIM of generated videos."""
+
+    # reference (real) videos for FVD and FID: a folder, a list, or a .npz of saved statistics
+    reference: str | None = None
+    # metrics to compute: fvd, fid, is, clipsim
+    metrics: list[str] = field(default_factory=lambda: list(GEN_METRICS))
+    # FVD's I3D TorchScript file (i3d_torchscript.pt)
+    i3d: str | None = None
+    # FID / IS Inception TorchScript file (inception-2015-12-05.pt)
+    inception: str | None = None
+    # CLIPSIM's CLIP: hub id or local folder
+    clip: str = "openai/clip-vit-base-patch32"
+    # frames per video, consecutive from the first (FVD's 16-frame clips)
+    frames: int = 16
+    # take every N-th frame
+    stride: int = 1
+    # Inception Score splits
+    splits: int = 10
+    # auto (cuda when available, else cpu), cpu, cuda, cuda:N
+    device: str = "auto"
+    # CLIPSIM's CLIP: fp32, auto, fp16, bf16; the I3D and Inception files always run in float32
+    dtype: str = "fp32"
+    # videos per extractor call
+    batch_size: int = 8
+    # video decoding threads
+    workers: int = 2
+    # write the reference FVD / FID statistics to this .npz (reusable as reference); None: not
+    save_reference_stats: str | None = None
+    # result JSON to write (None: printed on stdout)
+    out: str | None = None
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work."""
+        unknown = sorted(set(self.metrics) - set(GEN_METRICS))
+        if unknown or not self.metrics:
+            raise ValueError(f"metrics must be among {GEN_METRICS}, not {self.metrics}")
+        if DTYPE_ALIASES.get(self.dtype, self.dtype) not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, not {self.dtype!r}")
+        if min(self.frames, self.stride, self.splits, self.batch_size, self.workers) < 1:
+            raise ValueError("frames, stride, splits, batch_size and workers must be >= 1")

@@ -801,7 +801,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         len(getattr(data, "failures", {})),
     )
     if initial is not None and rank == 0:  # the official zero-shot scripts' 50/50 average
-        from internvid.evaluate import wise_ft
+        from internvid.models.wise_ft import wise_ft
 
         averaged = wise_ft(model.state_dict(), initial, cfg.wise_ft)
         result["wise_ft"] = str(save_checkpoint(out / "wise_ft.pth", {"model": averaged}))

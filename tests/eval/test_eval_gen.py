@@ -17,26 +17,27 @@ import typer
 from typer.testing import CliRunner
 
 from internvid.cli import app
-from internvid.eval_gen import (
+from internvid.eval.extractors import (
     I3D_SOURCE,
     INCEPTION_SOURCE,
     ExtractorMissing,
-    FeatureStats,
     check_extractors,
     clipsim,
-    decode_frames,
-    evaluate_generation,
-    feature_stats,
-    frechet_distance,
     i3d_features,
     i3d_input,
     inception_features,
-    inception_score,
-    list_videos,
     load_clip,
     load_torchscript,
     video_clipsims,
 )
+from internvid.eval.gen_metrics import (
+    FeatureStats,
+    feature_stats,
+    frechet_distance,
+    inception_score,
+)
+from internvid.eval.gen_videos import decode_frames, list_videos
+from internvid.eval.generation import evaluate_generation
 
 runner = CliRunner()
 
@@ -104,7 +105,7 @@ class TinyInception(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def extractors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from internvid.scores.tiny import build_tiny_scorer_models
+    from internvid.tiny.scorers import build_tiny_scorer_models
 
     root = tmp_path_factory.mktemp("extractors")
     torch.manual_seed(0)
@@ -352,7 +353,7 @@ def test_missing_extractor_files_are_named_with_where_to_get_them(tmp_path: Path
 
 def _bare_app() -> typer.Typer:
     """Only `eval-gen`, without the main callback (its logging set-up would replace caplog's)."""
-    from internvid.eval_gen import register
+    from internvid.cli.eval_gen import register
 
     bare = typer.Typer()
 
@@ -495,3 +496,46 @@ def test_fid_with_2048_features_matches_scipy(videos: Path, extractors: dict[str
     gen = pool(("bars", "blue", "fractal"), "gen")  # folder order: sorted names
     ref = pool(("grad", "hd", "noise"), "ref")
     assert got["metrics"]["fid"] == pytest.approx(_fd_scipy(gen, ref), rel=1e-5)
+
+
+def test_eval_gen_config_defaults_are_the_library_defaults() -> None:
+    """EvalGenConfig's defaults (the command's) equal `evaluate_generation`'s."""
+    import dataclasses
+    import inspect
+
+    from internvid.config import EvalGenConfig
+    from internvid.eval.generation import METRICS
+
+    params = inspect.signature(evaluate_generation).parameters
+    for f in dataclasses.fields(EvalGenConfig):
+        if f.name == "out":
+            continue
+        default = params["num_frames" if f.name == "frames" else f.name].default
+        value = getattr(EvalGenConfig(), f.name)
+        assert value == (list(METRICS) if f.name == "metrics" else default), f.name
+
+
+def test_eval_gen_config_file_with_overrides(
+    videos: Path, extractors: dict[str, Path], tmp_path: Path
+) -> None:
+    """--config sets the metrics and extractors, flags override it; --dtype float32 is fp32."""
+    cfg = tmp_path / "gen.yaml"
+    cfg.write_text(
+        f"metrics: [is]\ninception: {extractors['inception']}\nframes: 2\nsplits: 3\n"
+        "device: cpu\nbatch_size: 2\n"
+    )
+    out = tmp_path / "is.json"
+    args = ["eval-gen", str(videos / "gen"), "--config", str(cfg), "--frames", "4"]
+    args += ["--dtype", "float32", "-o", str(out)]
+    result = runner.invoke(_bare_app(), args)
+    assert result.exit_code == 0, result.output
+    got = json.loads(out.read_text())
+    want = evaluate_generation(
+        videos / "gen", metrics=["is"], inception=extractors["inception"], num_frames=4,
+        splits=3, device="cpu",
+    )  # fmt: skip
+    assert got["metrics"] == want["metrics"] and set(got["metrics"]) == {"is", "is_std"}
+    assert got["settings"]["num_frames"] == 4 and got["settings"]["is_splits"] == 3
+    cfg.write_text("metrics: [fvd, psnr]\n")
+    result = runner.invoke(_bare_app(), ["eval-gen", str(videos / "gen"), "-c", str(cfg)])
+    assert result.exit_code == 2 and "psnr" in result.output

@@ -1,4 +1,4 @@
-"""Tests of the benchmark annotation readers (eval_sets): small files in each dataset's real format."""
+"""Tests of the benchmark annotation readers (eval.sets): small files in each dataset's real format."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from internvid import eval_sets
-from internvid.eval_sets import (
+from internvid.eval import sets as eval_sets
+from internvid.eval.sets import (
     EvalSet,
     detect_format,
     kinetics_file_name,

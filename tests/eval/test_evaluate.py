@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from pathlib import Path
@@ -12,23 +13,21 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from internvid.evaluate import (
+from internvid.eval.encode import average_prompts
+from internvid.eval.metrics import classification_metrics, retrieval_metrics
+from internvid.eval.prompts import (
     KINETICS_TEMPLATES,
     OFFICIAL_TEMPLATES,
     TEMPLATE_SETS,
-    average_prompts,
     class_prompts,
-    classification_metrics,
-    evaluate,
-    load_eval_set,
     load_templates,
     normalise_texts,
-    resolve_labels,
-    retrieval_metrics,
-    wise_ft,
 )
+from internvid.eval.sets import load_eval_set, resolve_labels
+from internvid.eval.zero_shot import evaluate
 from internvid.models.resize import eval_frames_to_tensor, resize_uint8
 from internvid.models.text import pre_text
+from internvid.models.wise_ft import wise_ft
 
 
 def _one_hot(rows: list[list[float]]) -> torch.Tensor:
@@ -144,7 +143,7 @@ def test_kinetics_templates() -> None:
 @pytest.fixture(scope="module")
 def eval_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from internvid.media.synth import Segment, SynthVideo, make_video
-    from internvid.models.tiny import build_tiny_viclip
+    from internvid.tiny.viclip import build_tiny_viclip
 
     root = tmp_path_factory.mktemp("eval")
     build_tiny_viclip(root)
@@ -166,7 +165,7 @@ def eval_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _app() -> typer.Typer:
-    from internvid.evaluate import register
+    from internvid.cli.eval import register
 
     app = typer.Typer()
 
@@ -201,7 +200,8 @@ def test_cli_retrieval(eval_dir: Path, tmp_path: Path) -> None:
 def test_evaluate_matches_a_hand_wired_official_run(eval_dir: Path, tmp_path: Path) -> None:
     """`evaluate` on a JSFusion-format csv equals the pieces run by hand: pre_text'ed captions,
     bicubic frames, plain and dual-softmax metrics of the same embeddings."""
-    from internvid.evaluate import decode_clip, encode_texts, load_model
+    from internvid.eval.encode import decode_clip, encode_texts
+    from internvid.eval.model import load_model
 
     ann = tmp_path / "MSRVTT_JSFUSION_test.csv"
     ann.write_text(
@@ -233,7 +233,7 @@ def test_evaluate_matches_a_hand_wired_official_run(eval_dir: Path, tmp_path: Pa
 
 
 def test_cli_classification_wise_ft(eval_dir: Path, tmp_path: Path) -> None:
-    from internvid.models.tiny import build_tiny_viclip
+    from internvid.tiny.viclip import build_tiny_viclip
 
     other = build_tiny_viclip(tmp_path, seed=1)
     out = tmp_path / "cls.json"
@@ -252,7 +252,8 @@ def test_cli_classification_wise_ft(eval_dir: Path, tmp_path: Path) -> None:
 
 
 def test_classification_defaults_are_official(eval_dir: Path) -> None:
-    from internvid.evaluate import class_embeddings, decode_clip, encode_texts, load_model
+    from internvid.eval.encode import class_embeddings, decode_clip, encode_texts
+    from internvid.eval.model import load_model
 
     ckpt = eval_dir / "viclip-tiny.pth"
     got = evaluate(eval_dir / "cls.jsonl", ckpt, arch="tiny")
@@ -290,7 +291,7 @@ def test_cli_missing_video(eval_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["middle", "demo"])
 def test_decode_clip_matches_full_decode(eval_dir: Path, mode: str) -> None:
-    from internvid.evaluate import _decode_all, decode_clip
+    from internvid.eval.encode import _decode_all, decode_clip
     from internvid.models.preprocess import sample_indices
 
     path = eval_dir / "videos" / "bars.mp4"
@@ -627,7 +628,7 @@ def test_eval_frames_to_tensor_modes() -> None:
 def test_wise_ft_with_a_clip_folder(eval_dir: Path, tmp_path: Path) -> None:
     """`--wise-ft CLIP`: the official zero-shot scripts' average with the CLIP initialisation."""
     transformers = pytest.importorskip("transformers")
-    from internvid.evaluate import load_model
+    from internvid.eval.model import load_model
     from internvid.models.viclip import ViCLIPConfig, read_state_dict
     from internvid.train import clip_to_viclip_state
 
@@ -656,3 +657,71 @@ def test_wise_ft_with_a_clip_folder(eval_dir: Path, tmp_path: Path) -> None:
         assert torch.allclose(got[key], 0.5 * ckpt[key] + 0.5 * clip[key], atol=1e-6), key
     key_t = "vision_encoder.temporal_positional_embedding"
     assert torch.equal(got[key_t], ckpt[key_t])  # excluded, as the official keys_to_exclude
+
+
+# ------------------------------------------------------------------------- config and --models
+
+
+def test_eval_config_defaults_are_the_library_defaults() -> None:
+    """EvalConfig's defaults (the command's) equal `evaluate`'s keyword defaults."""
+    from internvid.config import EvalConfig
+
+    params = inspect.signature(evaluate).parameters
+    names = {"format": "fmt", "wise_ft": "wise_ft_path", "model": "model_path"}
+    for f in dataclasses.fields(EvalConfig):
+        if f.name == "out":
+            continue
+        default = params[names.get(f.name, f.name)].default
+        value = getattr(EvalConfig(), f.name)
+        assert value == default or (f.name == "model" and (value, default) == ("", None)), f.name
+
+
+def test_cli_config_file_with_overrides(eval_dir: Path, tmp_path: Path) -> None:
+    """--config sets the evaluation, flags override it; --dtype still takes float32."""
+    ckpt = eval_dir / "viclip-tiny.pth"
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text(
+        f"model: {ckpt}\narch: tiny\ntemplates: single\nsampling: demo\nchunk: 2\n"
+        f"out: {tmp_path / 'from_config.json'}\n"
+    )
+    out = tmp_path / "cls.json"
+    args = ["eval", str(eval_dir / "cls.jsonl"), "--config", str(cfg), "--sampling", "middle"]
+    args += ["--dtype", "float32", "-o", str(out)]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "from_config.json").exists()  # -o overrides the file's out
+    got = json.loads(out.read_text())
+    want = evaluate(eval_dir / "cls.jsonl", ckpt, arch="tiny", templates="single")
+    assert got["templates"] == "single" and got["sampling"] == "middle"
+    assert got["metrics"] == want["metrics"] and got["metrics_dsl"] == want["metrics_dsl"]
+    assert got["model"] == str(ckpt)
+
+
+def test_cli_refuses_bad_config_values(eval_dir: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    for text, word in (("sampling: sideways\n", "sideways"), ("dtype: float33\n", "float33")):
+        cfg.write_text(f"model: {eval_dir / 'viclip-tiny.pth'}\n{text}")
+        result = CliRunner().invoke(_app(), ["eval", str(eval_dir / "ret.jsonl"), "-c", str(cfg)])
+        assert result.exit_code == 2 and word in result.output, result.output
+    cfg.write_text("no_such_key: 1\n")
+    result = CliRunner().invoke(_app(), ["eval", str(eval_dir / "ret.jsonl"), "-c", str(cfg)])
+    assert result.exit_code == 2 and "no_such_key" in result.output
+
+
+def test_cli_models_tiny_picks_the_tiny_checkpoint(
+    eval_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without -m, --models tiny evaluates tiny:viclip (built in the cache) with its config."""
+    from internvid.hub import resolve_models
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "tiny.json"
+    args = ["eval", str(eval_dir / "ret.jsonl"), "--models", "tiny", "-o", str(out)]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    got = json.loads(out.read_text())
+    built = resolve_models([], files=["tiny:viclip"])[0].path
+    assert Path(built).is_relative_to(tmp_path / "cache")
+    want = evaluate(eval_dir / "ret.jsonl", built, arch="tiny")
+    assert got["model"] == "tiny:viclip" and got["config"] == want["config"]
+    assert got["metrics"] == want["metrics"] and got["metrics_dsl"] == want["metrics_dsl"]

@@ -36,8 +36,8 @@ _COMMAND_MODULES = (
     "internvid.subsets",
     "internvid.cli.report",
     "internvid.cli.download",
-    "internvid.evaluate",
-    "internvid.eval_gen",
+    "internvid.cli.eval",
+    "internvid.cli.eval_gen",
     "internvid.cli.search",
     "internvid.train_cli",
 )

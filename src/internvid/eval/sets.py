@@ -548,3 +548,30 @@ def load(
     if fmt == "lsmdc":
         return read_lsmdc(path, videos)
     return read_kinetics(path, videos, classes)
+
+
+def load_eval_set(path: str | Path, task: str = "retrieval") -> EvalSet:
+    """A generic annotation file (`read_generic`): rows grouped by video; relative video
+    paths are relative to the file."""
+    return read_generic(path, task)
+
+
+def resolve_labels(
+    labels: Sequence[str | int], names: Sequence[str] | None = None
+) -> tuple[list[str], list[int]]:
+    """Class names and integer labels. `names`: the class list (labels are matched by
+    `label_key`: case, quotes and `_`/space do not matter; integer labels index it);
+    without it, the sorted distinct labels."""
+    given = bool(names)
+    names = list(names) if names else sorted({str(x).strip() for x in labels})
+    lookup = {label_key(n): i for i, n in enumerate(names)}
+    out = []
+    for x in labels:
+        s = str(x).strip()
+        if label_key(s) in lookup:
+            out.append(lookup[label_key(s)])
+        elif given and s.lstrip("-").isdigit() and 0 <= int(s) < len(names):
+            out.append(int(s))
+        else:
+            raise ValueError(f"label {x!r} is not a known class")
+    return names, out
