@@ -30,6 +30,12 @@ FROZEN = 0.01  # mean absolute luma change (0-255) below which a frame shows no 
 FRAME_KINDS = ("middle", "fps", "uniform", "segments", "strided")
 _MICROSECOND = Fraction(1, 1000000)  # the time base of OpenCV positions as PySceneDetect reads them
 _YUV420 = {"yuv420p": False, "yuvj420p": True}  # planar 8-bit 4:2:0 formats -> full range?
+# planar formats whose first plane is luma -> its bits per sample (little-endian above 8)
+_LUMA_BITS = {
+    **{f"{p}{s}p": 8 for p in ("yuv", "yuvj") for s in ("420", "422", "444", "440", "411", "410")},
+    "gray": 8,
+    **{f"yuv{s}p{b}le": b for s in ("420", "422", "444") for b in (10, 12)},
+}
 # BT.601 YUV -> RGB, what swscale (and so OpenCV's and PyAV's default conversion) applies
 _LIMITED = np.array([[1.164, 0.0, 1.596], [1.164, -0.392, -0.813], [1.164, 2.017, 0.0]], np.float32)
 _FULL = np.array([[1.0, 0.0, 1.402], [1.0, -0.344, -0.714], [1.0, 1.772, 0.0]], np.float32)
@@ -228,6 +234,7 @@ class _Scaler:
         self, fmt: str, width: int, height: int, box: int = 1, size: tuple[int, int] | None = None
     ):
         self.full_range = _YUV420.get(fmt)  # None: not planar 4:2:0, work on RGB
+        self.luma_bits = _LUMA_BITS.get(fmt)  # bits of a planar Y plane; None: grey from RGB
         self.box = box
         w, h = width // box, height // box
         self.boxed = (w - w % 2, h - h % 2) if box > 1 else (width, height)  # even: 4:2:0
@@ -258,15 +265,20 @@ class _Scaler:
         return planes
 
     def luma(self, frame: Any) -> np.ndarray:
-        """The Y plane at `size` (grey from RGB for other pixel formats): what motion compares."""
-        if self.full_range is None:
+        """The Y plane at `size` (grey from RGB for formats without one): what motion compares."""
+        if self.luma_bits is None:
             return cv2.cvtColor(self.planes(frame)[0], cv2.COLOR_RGB2GRAY)
-        y = _planes(frame)[0]
+        w, h = frame.width, frame.height
+        if self.luma_bits == 8:
+            y = np.frombuffer(frame.planes[0], np.uint8).reshape(h, -1)[:, :w]
+        else:  # 10/12-bit little-endian samples -> their top 8 bits
+            y16 = np.frombuffer(frame.planes[0], np.uint16).reshape(h, -1)[:, :w]
+            y = (y16 >> (self.luma_bits - 8)).astype(np.uint8)
         if self.box > 1:
             y = _box(y, self.box, self.boxed)
-        if self.size != self.boxed:
+        if (y.shape[1], y.shape[0]) != self.size:
             return cv2.resize(y, self.size, interpolation=cv2.INTER_LINEAR)
-        return y.copy() if self.box == 1 else y  # the decoder reuses its buffers
+        return y.copy() if y.base is not None else y  # the decoder reuses its buffers
 
     def convert(self, planes: tuple[np.ndarray, ...], code: int) -> np.ndarray:
         """Planes -> a 3-channel image; `code` is cv2.COLOR_YUV2RGB_I420 or ..._YUV2BGR_I420."""
