@@ -1,7 +1,7 @@
 """Training clip loading: frames picked by time in one pass vs decode-everything-then-pick.
 
 For every clip file in the shards of a run folder (default: a fresh `internvid run` of the
-real videos in ../shared/data/videos, or of the demo videos): ours (`train_data.decode_at` at
+real videos in ../shared/data/videos, or of the demo videos): ours (`train.data.decode_at` at
 8 random segment times + crop/flip/normalise, what `ShardClips` does per item) and frame shards
 (`internvid train-frames`: 8 of 16 stored JPEGs) against the straightforward loader (every frame
 to RGB, pick 8, resize). One thread of Python; PyAV's own
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from internvid.models.preprocess import frames_to_tensor
-from internvid.train_data import decode_at, frames_to_input, segment_times
+from internvid.train.data import decode_at, frames_to_input, segment_times
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 

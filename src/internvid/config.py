@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -393,6 +395,191 @@ class SearchConfig:
             raise ValueError("top and batch_size must be >= 1")
 
 
+TRAIN_DTYPES = ("auto", "fp32", "bf16")  # TrainConfig.dtype choices (fp16 is refused)
+
+
+@dataclass
+class TrainConfig:
+    """`internvid train` / `torchrun -m internvid.train`: everything a training run needs."""
+
+    # "tiny"/"b16"/"l14", or ViCLIPConfig fields (+"preset")
+    model: str | dict[str, Any] = "tiny"
+    # "none", a ViCLIP .pth/.safetensors, a training run folder, or a transformers CLIPModel dir/id
+    init: str = "none"
+    # "shapes" (synthetic task) or our shards: run folder, glob or .tar
+    data: str = "shapes"
+    # clips in the synthetic data set (one epoch); shards: all clips
+    num_samples: int = 256
+    # shards: threads decoding the clips of a batch
+    decode_threads: int = 4
+    # T frames per clip (also the model's num_frames)
+    frames: int = 4
+    # frame side S in pixels (also the model's image_size)
+    image_size: int = 32
+    # clips per step per process
+    batch_size: int = 4
+    # optimiser steps; 0: derived from `epochs`
+    steps: int = 0
+    # passes over the data when `steps` is 0
+    epochs: float = 1.0
+    # peak learning rate (official: 4e-4 for L/14, 2e-4 for B/16)
+    lr: float = 2e-4
+    # fraction of the steps warming up linearly (official: 0.5 of 10 epochs)
+    warmup: float = 0.05
+    # the lr factor never falls below this, warm-up included (official)
+    min_lr_multi: float = 0.01
+    # AdamW decay; none on 1-D params, biases, temp, pos/class embeddings
+    weight_decay: float = 0.2
+    # AdamW betas
+    betas: tuple[float, float] = (0.9, 0.98)
+    # AdamW epsilon (official: torch's default)
+    eps: float = 1e-8
+    # fraction of video patch tokens dropped per clip in training
+    mask_ratio: float = 0.9
+    # video-tower stochastic depth, the last block's rate (official 0.1)
+    drop_path: float = 0.0
+    # the text tower gets no gradient (official recipe)
+    freeze_text: bool = True
+    # initial temperature when not loaded; 0: the model's (0.01)
+    temp_init: float = 0.0
+    # auto (each process's GPU, by LOCAL_RANK under torchrun, when there is one; else cpu), cpu,
+    # cuda (the same), cuda:N (one process only)
+    device: str = "auto"
+    # autocast: fp32 (none), bf16 (bfloat16 autocast, the official recipe's), auto (bf16 on a GPU
+    # that supports it, else fp32); fp16 is refused (it needs loss scaling)
+    dtype: str = "fp32"
+    # recompute transformer blocks in backward
+    grad_checkpointing: bool = False
+    # torch.use_deterministic_algorithms (bitwise resume on GPU)
+    deterministic: bool = False
+    # seeds the model init, data order and masking
+    seed: int = 0
+    # shards: captions normalised by models.text.pre_text (official)
+    pre_text: bool = True
+    # shards: clips with fewer caption words are left out (official)
+    min_caption_words: int = 2
+    # shards: train on this fraction of the clips, one fixed seeded draw
+    subset: float = 1.0
+    # seed of that draw (official: random.seed(42); random.sample)
+    subset_seed: int = 42
+    # output folder: checkpoints and config.json
+    out: str = "runs/viclip"
+    # write a checkpoint every N steps (0: only at the end)
+    ckpt_every: int = 0
+    # log the loss every N steps
+    log_every: int = 10
+    # > 0: also write wise_ft.pth = (1 - a) x trained + a x other weights
+    wise_ft: float = 0.0
+    # the other weights: "" this run's initial ones, or an `init` spec
+    wise_ft_with: str = ""
+    # shapes: held-out sets of the 48 captions scored at the end (0: none)
+    eval_sets: int = 0
+    # free-form notes, stored as is
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.batch_size < 1 or self.num_samples < 1 or self.frames < 1:
+            raise ValueError("batch_size, num_samples and frames must be >= 1")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup is a fraction in [0, 1), got {self.warmup}")
+        if not 0.0 <= self.min_lr_multi <= 1.0:
+            raise ValueError(f"min_lr_multi is a fraction in [0, 1], got {self.min_lr_multi}")
+        if not 0.0 < self.subset <= 1.0:
+            raise ValueError(f"subset is a fraction in (0, 1], got {self.subset}")
+        if not (
+            self.device in ("auto", "cpu", "cuda")
+            or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {self.device!r}")
+        if self.dtype == "fp16":
+            raise ValueError(
+                "dtype fp16 is not supported for training: float16 autocast needs loss scaling, "
+                "which this trainer does not do; use bf16 (or auto)"
+            )
+        if self.dtype not in TRAIN_DTYPES:
+            raise ValueError(f"dtype must be one of {TRAIN_DTYPES}, not {self.dtype!r}")
+
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps on the synthetic task (shards: `steps_for(len(data), world)`)."""
+        return self.steps_for(self.num_samples)
+
+    def steps_for(self, num_samples: int, world: int = 1) -> int:
+        """`steps`, or `epochs` passes over `num_samples` clips at the global batch size."""
+        if self.steps > 0:
+            return self.steps
+        return max(1, math.ceil(self.epochs * num_samples / (self.batch_size * world)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Through `config_from_dict`; the old `bf16: true/false` key reads as dtype bf16/fp32."""
+        data = dict(data)
+        if "bf16" in data:
+            if "dtype" in data:
+                raise ValueError("config: give dtype, not both dtype and the old bf16 key")
+            old = data.pop("bf16")
+            if not isinstance(old, bool):
+                raise ValueError(f"config.bf16: expected bool, got {old!r}")
+            data["dtype"] = "bf16" if old else "fp32"
+            logging.getLogger(__name__).warning(
+                "config key bf16 is now dtype: read as dtype %s", data["dtype"]
+            )
+        return config_from_dict(cls, data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        """From a .yaml/.yml or .json file."""
+        return cls.from_dict(read_config_file(path))
+
+    def model_config(self) -> Any:
+        """The ViCLIPConfig, with frames / image size / training knobs from this config."""
+        from internvid.models.viclip import ViCLIPConfig
+
+        knobs: dict[str, Any] = dict(
+            num_frames=self.frames,
+            image_size=self.image_size,
+            mask_ratio=self.mask_ratio,
+            grad_checkpointing=self.grad_checkpointing,
+        )
+        if self.temp_init > 0:
+            knobs["temp_init"] = self.temp_init
+        if self.drop_path > 0:
+            knobs["drop_path_rate"] = self.drop_path
+        presets = {"tiny": ViCLIPConfig.tiny, "b16": ViCLIPConfig.b16, "l14": ViCLIPConfig.l14}
+        if isinstance(self.model, dict):  # ViCLIPConfig fields, over {"preset": NAME} if given
+            fields = dict(self.model)
+            preset = fields.pop("preset", None)
+            if preset is None:
+                return ViCLIPConfig.from_dict({**fields, **knobs})
+            name, overrides = preset, {**fields, **knobs}
+        else:
+            name, overrides = self.model, knobs
+        if name not in presets:
+            raise ValueError(f"unknown model {name!r}: one of {sorted(presets)} or a dict")
+        return presets[name](**overrides)
+
+
+@dataclass
+class TrainFramesConfig:
+    """`internvid train-frames`: JPEG frame shards pre-extracted from clip shards."""
+
+    # JPEG frames kept per clip (at the middles of equal segments of its window)
+    frames: int = 16
+    # frames with a larger short side are resized down to it
+    short_side: int = 256
+    # JPEG quality (1-100)
+    quality: int = 90
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work."""
+        if self.frames < 1 or self.short_side < 16 or not 1 <= self.quality <= 100:
+            raise ValueError("frames must be >= 1, short_side >= 16, quality within 1-100")
+
+
 T = typing.TypeVar("T")
 
 
@@ -403,15 +590,23 @@ def config_from_dict(cls: type[T], data: dict[str, Any] | None) -> T:
 
 
 def load_config(cls: type[T], path: str | Path) -> T:
-    """Build config dataclass `cls` from a YAML file (safe_load: no tags run code)."""
+    """Build config dataclass `cls` from a YAML file (safe_load: no tags run code), or from a
+    JSON one (.json)."""
+    return config_from_dict(cls, read_config_file(path))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML config file, or of a JSON one (.json: read as JSON, so that e.g.
+    1e-08 is a number, which YAML 1.1 reads as a string)."""
     try:
+        as_json = Path(path).suffix.lower() == ".json"
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not a valid YAML config ({e})") from e
+            data = json.load(f) if as_json else (yaml.safe_load(f) or {})
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a valid config file ({e})") from e
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the top level of a config file must be a mapping")
-    return config_from_dict(cls, data)
+    return data
 
 
 def apply_overrides(cfg: Any, given: dict[tuple[str, ...], Any]) -> Any:
@@ -466,6 +661,23 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected a list, got {value!r}")
         (item_tp,) = typing.get_args(tp)
         return [_coerce(v, item_tp, where) for v in value]
+    if origin is tuple:  # YAML and JSON give lists: [0.9, 0.98] for a tuple[float, float]
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        if len(value) != len(args):
+            raise ValueError(f"{where}: expected {len(args)} items, got {value!r}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args, strict=True))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        key_tp, value_tp = typing.get_args(tp)
+        return {
+            _coerce(k, key_tp, where): _coerce(v, value_tp, f"{where}.{k}")
+            for k, v in value.items()
+        }
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool):

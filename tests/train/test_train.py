@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -12,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from internvid.config import TrainConfig
 from internvid.models.tokenizer import tokenize
 from internvid.models.viclip import ViCLIP, ViCLIPConfig
 from internvid.train import (
     ShapesDataset,
-    TrainConfig,
     init_from_clip,
     latest_checkpoint,
     main,
@@ -34,6 +33,21 @@ def test_smoke_two_steps(tmp_path: Path) -> None:
     assert ckpt["step"] == 2 and ckpt["data_position"] == 8
     assert set(ckpt) >= {"model", "optimizer", "scheduler", "rng", "losses"}
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically
+
+
+def test_checkpoint_format_is_stable(tmp_path: Path) -> None:
+    """The keys a resume reads (checkpoints written before the train/ package still resume)."""
+    result = main([*TINY, "--steps", "1", "--out", str(tmp_path), "--log-every", "0"])
+    ckpt = torch.load(result["checkpoint"], weights_only=True)
+    assert set(ckpt) == {
+        "model", "optimizer", "scheduler", "step", "data_position", "losses", "rng", "config",
+    }  # fmt: skip
+    assert set(ckpt["rng"]) == {"torch", "numpy", "python"} | (
+        {"cuda"} if torch.cuda.is_available() else set()
+    )
+    assert set(ckpt["optimizer"]) == {"state", "param_groups"}
+    assert ckpt["config"] == TrainConfig.from_file(tmp_path / "config.json").to_dict()
+    assert ckpt["config"]["dtype"] == "fp32" and "bf16" not in ckpt["config"]
 
 
 def test_loss_falls(tmp_path: Path) -> None:
@@ -62,21 +76,6 @@ def test_shapes_dataset_deterministic() -> None:
     assert v1.shape == (4, 3, 32, 32) and torch.equal(v1, v2) and c1 == c2
     assert c1.startswith("a ") and " moving " in c1
     assert not torch.equal(v1[0], v1[-1])  # it moves
-
-
-def test_config_rejects_unknown_and_loads_yaml(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown TrainConfig keys: bogus"):
-        TrainConfig.from_dict({"bogus": 1})
-    path = tmp_path / "c.yaml"
-    path.write_text("model: tiny\nsteps: 5\nbetas: [0.9, 0.95]\nmodel_extra: 1\n")
-    with pytest.raises(ValueError, match="model_extra"):
-        TrainConfig.from_file(path)
-    path.write_text("model: {vision_layers: 1, text_layers: 1}\nsteps: 5\nbetas: [0.9, 0.95]\n")
-    cfg = TrainConfig.from_file(path)
-    assert cfg.betas == (0.9, 0.95) and cfg.total_steps == 5
-    assert cfg.model_config().vision_layers == 1
-    (tmp_path / "c.json").write_text(json.dumps({"epochs": 2, "num_samples": 10}))
-    assert TrainConfig.from_file(tmp_path / "c.json").total_steps == 5
 
 
 def _tiny_clip(act: str = "quick_gelu", image_size: int = 32) -> Any:
@@ -144,16 +143,6 @@ def test_main_inits_from_clip_folder(tmp_path: Path) -> None:
     state = torch.load(result["checkpoint"], weights_only=True)["model"]
     text = state["text_encoder.token_embedding.weight"]  # frozen: still CLIP's
     assert torch.equal(text, clip.text_model.embeddings.token_embedding.weight)
-
-
-def test_every_shipped_config_loads() -> None:
-    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
-    assert {p.name for p in configs} >= {"shapes.yaml", "viclip_b16_finish.yaml"}
-    for path in configs:
-        cfg = TrainConfig.from_file(path)
-        cfg.model_config()  # the model section is valid too
-    finish = TrainConfig.from_file(configs[0].parent / "viclip_b16_finish.yaml")
-    assert (finish.mask_ratio, finish.lr, finish.epochs, finish.subset) == (0.0, 4e-6, 1, 0.5)
 
 
 def test_heldout_scores_count_ties_against_the_model() -> None:
@@ -313,39 +302,10 @@ def test_drop_path_mask_is_per_token_position_shared_by_the_batch() -> None:
     assert torch.equal(drop.eval()(out), out) and torch.equal(DropPath(0.0).train()(out), out)
 
 
-def test_shipped_configs_carry_the_official_recipe() -> None:
-    folder = Path(__file__).resolve().parents[1] / "configs"
-    common = dict(
-        betas=(0.9, 0.98), eps=1e-8, weight_decay=0.2, min_lr_multi=0.01, drop_path=0.1,
-        freeze_text=True, bf16=True, pre_text=True, min_caption_words=2, frames=8,
-        image_size=224,
-    )  # fmt: skip
-    pretrain = dict(epochs=10, warmup=0.05, mask_ratio=0.9, batch_size=512, subset=1.0)
-    finish = dict(
-        epochs=1, subset=0.5, subset_seed=42, warmup=0.2, lr=4e-6, mask_ratio=0.0, batch_size=32
-    )
-    expected = {
-        "viclip_b16_pretrain.yaml": {**common, **pretrain, "lr": 2e-4, "model": "b16"},
-        "viclip_l14_pretrain.yaml": {**common, **pretrain, "lr": 4e-4, "model": "l14"},
-        "viclip_b16_finish.yaml": {**common, **finish, "model": "b16", "wise_ft": 0.5},
-        "viclip_l14_finish.yaml": {**common, **finish, "model": "l14", "wise_ft": 0.5},
-    }
-    for name, values in expected.items():
-        cfg = TrainConfig.from_file(folder / name)
-        assert {k: getattr(cfg, k) for k in values} == values, name
-        model_cfg = cfg.model_config()
-        assert model_cfg.drop_path_rate == 0.1 and model_cfg.mask_ratio == values["mask_ratio"]
-    assert TrainConfig.from_file(folder / "viclip_l14_pretrain.yaml").grad_checkpointing
-    assert not TrainConfig.from_file(folder / "viclip_b16_pretrain.yaml").grad_checkpointing
-    shapes = TrainConfig.from_file(folder / "shapes.yaml")  # the documented proof's settings
-    assert (shapes.drop_path, shapes.min_lr_multi, shapes.eps) == (0.0, 0.0, 1e-6)
-    assert shapes.model_config().drop_path_rate == 0.0
-
-
 @pytest.mark.slow
 def test_shapes_config_learns_motion_an_image_model_cannot(tmp_path: Path) -> None:
     """The documented proof (configs/shapes.yaml, ~1.5 min on 2 CPU cores)."""
-    config = Path(__file__).resolve().parents[1] / "configs" / "shapes.yaml"
+    config = Path(__file__).resolve().parents[2] / "configs" / "shapes.yaml"
     base = ["--config", str(config), "--log-every", "0"]
     video = main([*base, "--out", str(tmp_path / "video")])["heldout"]
     image = main([*base, "--frames", "1", "--out", str(tmp_path / "image")])["heldout"]

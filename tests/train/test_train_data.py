@@ -8,13 +8,14 @@ import tarfile
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from internvid.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from internvid.train import main
-from internvid.train_data import ShardClips, crop_box, decode_at, expand_shards, segment_times
+from internvid.train.data import ShardClips, crop_box, decode_at, expand_shards, segment_times
 
 FPS = 10
 
@@ -101,11 +102,11 @@ def _levels(frames: torch.Tensor) -> list[float]:
 def test_index_reads_captions_windows_and_skips(shards: Path) -> None:
     assert [p.name for p in expand_shards(str(shards))] == ["00000.tar", "00001.tar"]
     data = ShardClips(str(shards), frames=4, size=32, train=False)
-    keys = [s.key for s in data.samples]
+    keys = [s.key for s in data.clips]
     assert keys == ["v.a_000001000_000002600", "broken_0", "whole_0"]
-    first = data.samples[0]
+    first = data.clips[0]
     assert (first.caption, first.start, first.duration) == ("a grey clip", 1.0, 1.6)
-    assert (data.samples[2].start, data.samples[2].duration) == (0.0, 0.0)
+    assert (data.clips[2].start, data.clips[2].duration) == (0.0, 0.0)
 
 
 def test_evaluation_takes_the_middle_of_each_segment(shards: Path) -> None:
@@ -190,8 +191,8 @@ def test_frame_shards_round_trip_and_resume(shards: Path, tmp_path: Path) -> Non
     assert names[:2] == ["v.a_000001000_000002600.00.jpg", "v.a_000001000_000002600.01.jpg"]
     assert len(names) == 17 and names[-1] == "v.a_000001000_000002600.txt"  # no uncaptioned clip
     data = ShardClips(str(out), frames=4, size=32, train=False)
-    assert [s.key for s in data.samples] == ["v.a_000001000_000002600", "whole_0"]  # broken: out
-    assert data.samples[0].video is None and len(data.samples[0].frames) == 16
+    assert [s.key for s in data.clips] == ["v.a_000001000_000002600", "whole_0"]  # broken: out
+    assert data.clips[0].video is None and len(data.clips[0].frames) == 16
     frames, caption = data[0]
     assert frames.shape == (4, 3, 32, 32) and caption == "a grey clip"
     # 16 stored at the middles of 16 segments of [1.0, 2.6): 1.05, 1.15 ...; eval takes stored
@@ -206,6 +207,27 @@ def test_frame_shards_round_trip_and_resume(shards: Path, tmp_path: Path) -> Non
     (out / "00001.tar").unlink()  # as if interrupted before the second shard
     assert CliRunner().invoke(app, args).exit_code == 0
     assert (out / "00000.tar").stat().st_mtime_ns == before and (out / "00001.tar").is_file()
+
+
+def test_frame_shards_take_a_config_file(shards: Path, tmp_path: Path) -> None:
+    """train-frames --config: the file's settings, a flag over the file's value."""
+    from typer.testing import CliRunner
+
+    from internvid.cli import app
+
+    config = tmp_path / "frames.yaml"
+    config.write_text("frames: 3\nshort_side: 16\nquality: 50\n")
+    out = tmp_path / "frames"
+    args = ["train-frames", str(shards), str(out), "--config", str(config), "--short-side", "24"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with tarfile.open(out / "00000.tar") as tar:
+        names = tar.getnames()
+        first = tar.extractfile(names[0]).read()
+    key = "v.a_000001000_000002600"
+    assert names == [f"{key}.00.jpg", f"{key}.01.jpg", f"{key}.02.jpg", f"{key}.txt"]
+    image = cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_COLOR)
+    assert min(image.shape[:2]) == 24  # the flag's short side, not the file's 16
 
 
 def _caption_shard(folder: Path, captions: dict[str, bytes]) -> Path:
@@ -230,19 +252,17 @@ def test_captions_go_through_pre_text_and_short_ones_are_dropped(
         "d_0": b"#!?",  # -> "": 0 words
     }
     shard = _caption_shard(tmp_path / "s", raw)
-    with caplog.at_level("INFO", logger="internvid.train_data"):
+    with caplog.at_level("INFO", logger="internvid.train.data"):
         data = ShardClips(str(shard), frames=4, size=32)
-    assert {s.key: s.caption for s in data.samples} == {
+    assert {s.key: s.caption for s in data.clips} == {
         "a_0": "a dog running fast",
         "c_0": "cats & dogs birds",
     }
-    assert [s.caption for s in data.samples] == [
-        pre_text(raw[s.key].decode()) for s in data.samples
-    ]
+    assert [s.caption for s in data.clips] == [pre_text(raw[s.key].decode()) for s in data.clips]
     assert data.skipped["short_caption"] == 2
     assert "2 clips from 1 shards (left out: short_caption 2)" in caplog.text
     off = ShardClips(str(shard), frames=4, size=32, pre_text=False, min_words=0)
-    assert [s.caption for s in off.samples] == [raw[k].decode() for k in sorted(raw)]
+    assert [s.caption for s in off.clips] == [raw[k].decode() for k in sorted(raw)]
     assert off.skipped["short_caption"] == 0
     with pytest.raises(ValueError, match="short_caption 4"):
         ShardClips(str(shard), frames=4, size=32, min_words=5)
@@ -264,14 +284,14 @@ def test_subset_is_the_official_seeded_draw(tmp_path: Path) -> None:
         official = random.sample(kept, int(0.5 * len(kept)))
     finally:
         random.setstate(state)
-    assert [s.key for s in data.samples] == official and len(official) == 5
+    assert [s.key for s in data.clips] == official and len(official) == 5
     assert data.skipped == {
         "no_video": 0, "no_caption": 0, "bad_json": 0, "short_caption": 1, "not_in_subset": 5
     }  # fmt: skip
     again = ShardClips(str(shard), frames=4, size=32, subset=0.5)
-    assert [s.key for s in again.samples] == official  # fixed: every run, every process
+    assert [s.key for s in again.clips] == official  # fixed: every run, every process
     other = ShardClips(str(shard), frames=4, size=32, subset=0.5, subset_seed=7)
-    assert [s.key for s in other.samples] != official
+    assert [s.key for s in other.clips] != official
     with pytest.raises(ValueError, match="subset"):
         ShardClips(str(shard), frames=4, size=32, subset=0.0)
 

@@ -33,7 +33,7 @@ def _free_port() -> int:
 def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
     single = main([*ARGS, "--batch-size", "4", "--out", str(tmp_path / "one")])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",

@@ -39,7 +39,7 @@ _COMMAND_MODULES = (
     "internvid.cli.eval",
     "internvid.cli.eval_gen",
     "internvid.cli.search",
-    "internvid.train_cli",
+    "internvid.cli.train",
 )
 
 

@@ -26,7 +26,7 @@ def sample_indices(
 
     Every "segments" frame choice in the project goes through this function: the score stage
     and search (`FrameNeed(kind="segments").indices`), evaluation, and training's decoding of a
-    clip of unknown length (`train_data.decode_at`).
+    clip of unknown length (`train.data.decode_at`).
     """
     total, n = int(num_frames_in_clip), int(n)
     if n < 1:

@@ -1,4 +1,4 @@
-"""Training data from our WebDataset shards (KEY.mp4 or frames KEY.NN.jpg, + KEY.txt), augmented."""
+"""Training clips from our WebDataset shards (KEY.mp4 or frames KEY.NN.jpg, + KEY.txt), augmented."""
 
 from __future__ import annotations
 
@@ -34,14 +34,14 @@ MAX_RETRIES = 8  # a clip that fails to decode is replaced by the next one, at m
 
 @dataclass(frozen=True)
 class Member:
-    """Where one file of a sample lies inside its tar: byte offset of the data, and its size."""
+    """Where one file of a clip lies inside its tar: byte offset of the data, and its size."""
 
     offset: int
     size: int
 
 
 @dataclass(frozen=True)
-class Sample:
+class TrainClip:
     """One clip of the index: its shard, key, video member, caption and clip window."""
 
     shard: int  # index into ShardClips.shards
@@ -83,10 +83,10 @@ def _split_name(name: str) -> tuple[str, str]:
     return key, ext.lower()
 
 
-def index_shard(path: Path, shard: int) -> tuple[list[Sample], dict[str, int]]:
-    """Read one tar's headers (and the small .txt/.json members) -> its trainable samples.
+def index_shard(path: Path, shard: int) -> tuple[list[TrainClip], dict[str, int]]:
+    """Read one tar's headers (and the small .txt/.json members) -> its trainable clips.
 
-    Returns the samples and counts of what was left out: clips with no video file, with an
+    Returns the clips and counts of what was left out: clips with no video file, with an
     empty caption, or with an unreadable KEY.json.
     """
     files: dict[str, dict[str, Member]] = {}
@@ -105,7 +105,7 @@ def index_shard(path: Path, shard: int) -> tuple[list[Sample], dict[str, int]]:
             if ext in ("txt", "json"):
                 fh = tar.extractfile(info)
                 small[(key, ext)] = fh.read() if fh is not None else b""
-    samples, skipped = [], {"no_video": 0, "no_caption": 0, "bad_json": 0}
+    clips, skipped = [], {"no_video": 0, "no_caption": 0, "bad_json": 0}
     for key in sorted(files):
         members = files[key]
         frames = tuple(members[k] for k in sorted(members) if k.startswith("frame"))
@@ -128,8 +128,8 @@ def index_shard(path: Path, shard: int) -> tuple[list[Sample], dict[str, int]]:
                 skipped["bad_json"] += 1
                 start, duration = 0.0, 0.0
         video = members.get("mp4") if not frames else None
-        samples.append(Sample(shard, key, video, caption, start, duration, frames))
-    return samples, skipped
+        clips.append(TrainClip(shard, key, video, caption, start, duration, frames))
+    return clips, skipped
 
 
 def segment_times(
@@ -149,7 +149,10 @@ def decode_at(data: bytes, times: Sequence[float] | None, n: int) -> list[np.nda
     `times` None: the clip's length is unknown; the official evaluation's frames of all frames
     (`preprocess.sample_indices(len, n, "middle")`: middle of n equal segments, padded with the
     last frame when the clip has fewer than n).
-    One decoding pass; only the picked frames are converted to arrays.
+    One decoding pass; only the picked frames are converted to arrays. Not `media.frames.frames_at`:
+    that one takes the frame nearest a time (rounding at half a frame), counts times from the
+    stream's start time and turns frames upright, so about half of the training frames would
+    change; this keeps the frame on screen at the time, as training always had.
     """
     import av
 
@@ -262,7 +265,7 @@ class ShardClips(torch.utils.data.Dataset):
             raise ValueError(f"subset is a fraction in (0, 1], got {subset}")
         self.shards = expand_shards(shards)
         self.frames, self.size, self.train = frames, size, train
-        found_all: list[Sample] = []
+        found_all: list[TrainClip] = []
         skipped: dict[str, int] = {}
         for i, path in enumerate(self.shards):
             found, left = index_shard(path, i)
@@ -271,37 +274,37 @@ class ShardClips(torch.utils.data.Dataset):
                 skipped[k] = skipped.get(k, 0) + v
         if pre_text:
             found_all = [replace(s, caption=normalise(s.caption)) for s in found_all]
-        self.samples: list[Sample] = [s for s in found_all if len(s.caption.split()) >= min_words]
-        skipped["short_caption"] = len(found_all) - len(self.samples)
+        self.clips: list[TrainClip] = [s for s in found_all if len(s.caption.split()) >= min_words]
+        skipped["short_caption"] = len(found_all) - len(self.clips)
         if subset < 1.0:
-            drawn = random.Random(subset_seed).sample(self.samples, int(subset * len(self.samples)))
-            skipped["not_in_subset"] = len(self.samples) - len(drawn)
-            self.samples = drawn
+            drawn = random.Random(subset_seed).sample(self.clips, int(subset * len(self.clips)))
+            skipped["not_in_subset"] = len(self.clips) - len(drawn)
+            self.clips = drawn
         self.skipped = skipped  # reason -> clips left out of the index
         self.failures: dict[str, Failure] = {}  # clip id -> why it could not be decoded
         left_out = ", ".join(f"{k} {v}" for k, v in skipped.items() if v) or "none"
-        if not self.samples:
+        if not self.clips:
             raise ValueError(
                 f"no trainable clips in {len(self.shards)} shards (left out: {left_out})"
             )
         log.info(
-            "%d clips from %d shards (left out: %s)", len(self.samples), len(self.shards), left_out
+            "%d clips from %d shards (left out: %s)", len(self.clips), len(self.shards), left_out
         )
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.clips)
 
-    def read_member(self, sample: Sample, member: Member) -> bytes:
-        with open(self.shards[sample.shard], "rb") as f:
+    def read_member(self, clip: TrainClip, member: Member) -> bytes:
+        with open(self.shards[clip.shard], "rb") as f:
             f.seek(member.offset)
             data = f.read(member.size)
         if len(data) != member.size:
-            raise ValueError(f"{sample.key}: shard ends inside a member")
+            raise ValueError(f"{clip.key}: shard ends inside a member")
         return data
 
-    def read_frames(self, sample: Sample, rng: np.random.Generator | None) -> list[np.ndarray]:
+    def read_frames(self, clip: TrainClip, rng: np.random.Generator | None) -> list[np.ndarray]:
         """Pre-extracted frames: one per equal segment of the stored ones, random or middle."""
-        stored = len(sample.frames)
+        stored = len(clip.frames)
         edges = np.linspace(0, stored, self.frames + 1)
         picks = [
             int(a + (b - a) * rng.random()) if rng is not None else int((a + b - 1) // 2)
@@ -309,39 +312,37 @@ class ShardClips(torch.utils.data.Dataset):
         ]
         out = []
         for i in picks:
-            raw = np.frombuffer(
-                self.read_member(sample, sample.frames[min(i, stored - 1)]), np.uint8
-            )
+            raw = np.frombuffer(self.read_member(clip, clip.frames[min(i, stored - 1)]), np.uint8)
             img = cv2.imdecode(raw, cv2.IMREAD_COLOR)  # (H, W, 3) BGR
             if img is None:
-                raise ValueError(f"{sample.key}: frame {i} is not a readable image")
+                raise ValueError(f"{clip.key}: frame {i} is not a readable image")
             out.append(np.ascontiguousarray(img[:, :, ::-1]))  # RGB
         return out
 
     def load(self, index: int, draw: int | None) -> tuple[torch.Tensor, str]:
         """Item `index` with the randomness of `draw` (None: evaluation sampling)."""
-        sample = self.samples[index]
+        clip = self.clips[index]
         rng = np.random.default_rng([draw, index]) if self.train and draw is not None else None
-        if sample.video is None:
-            return frames_to_input(self.read_frames(sample, rng), self.size, rng), sample.caption
+        if clip.video is None:
+            return frames_to_input(self.read_frames(clip, rng), self.size, rng), clip.caption
         times = (
-            segment_times(sample.start, sample.duration, self.frames, rng)
-            if sample.duration > 0
+            segment_times(clip.start, clip.duration, self.frames, rng)
+            if clip.duration > 0
             else None
         )
-        frames = decode_at(self.read_member(sample, sample.video), times, self.frames)
-        return frames_to_input(frames, self.size, rng), sample.caption
+        frames = decode_at(self.read_member(clip, clip.video), times, self.frames)
+        return frames_to_input(frames, self.size, rng), clip.caption
 
     def item(self, index: int, draw: int | None = None) -> tuple[torch.Tensor, str]:
         """Like `load`, but a clip that fails to decode is logged and replaced by the next."""
         for attempt in range(MAX_RETRIES):
-            i = (index + attempt) % len(self.samples)
+            i = (index + attempt) % len(self.clips)
             try:
                 return self.load(i, draw)
             except Exception as e:  # any decoder error: skip the clip, go on
-                key = self.samples[i].key
+                key = self.clips[i].key
                 if key not in self.failures:
-                    source = str(self.shards[self.samples[i].shard])
+                    source = str(self.shards[self.clips[i].shard])
                     message = f"{type(e).__name__}: {e}"
                     self.failures[key] = Failure(key, "train_data", "decode_error", message, source)
                     log.warning("clip %s cannot be decoded (%s); using the next", key, e)
@@ -349,81 +350,3 @@ class ShardClips(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         return self.item(index, None)
-
-
-def write_frame_shards(
-    source: str | Sequence[str],
-    out: str | Path,
-    frames: int = 16,
-    short_side: int = 256,
-    quality: int = 90,
-) -> dict[str, int]:
-    """Pre-extract training frames: for every clip of `source` shards, `frames` JPEGs at the
-    middles of equal segments of its window (short side resized to `short_side`), written with
-    its KEY.txt / KEY.json as out/NNNNN.tar (same names as the source shards, atomically).
-
-    Training then decodes JPEGs instead of video (`ShardClips` reads both). Returns counts.
-    """
-    from internvid.io.atomic import temp_name
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    counts = {"clips": 0, "failed": 0, "shards": 0, "skipped_shards": 0}
-    for path in expand_shards(source):
-        target = out / path.name
-        if target.is_file():  # done by an earlier, interrupted call
-            counts["skipped_shards"] += 1
-            continue
-        samples, _ = index_shard(path, 0)
-        tmp = temp_name(target)
-        try:
-            _extract_shard(path, samples, tmp, frames, short_side, quality, counts)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # never a half-written shard
-            raise
-        tmp.replace(target)
-        counts["shards"] += 1
-    return counts
-
-
-def _extract_shard(
-    path: Path,
-    samples: list[Sample],
-    tmp: Path,
-    frames: int,
-    short_side: int,
-    quality: int,
-    counts: dict[str, int],
-) -> None:
-    """Write the frame shard of one source shard to `tmp`."""
-    from internvid.io.shards import add_member
-
-    with open(path, "rb") as src, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for sample in samples:
-            if sample.video is None:
-                continue
-            src.seek(sample.video.offset)
-            data = src.read(sample.video.size)
-            try:
-                times = (
-                    segment_times(sample.start, sample.duration, frames, None)
-                    if sample.duration > 0
-                    else None
-                )
-                images = decode_at(data, times, frames)
-            except Exception as e:  # a broken clip: left out, counted, logged
-                log.warning("%s: no frames extracted (%s)", sample.key, e)
-                counts["failed"] += 1
-                continue
-            for i, img in enumerate(images):
-                h, w = img.shape[:2]
-                scale = short_side / min(h, w)
-                if scale < 1:
-                    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-                    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-                ok, jpg = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-                if not ok:
-                    raise RuntimeError(f"{sample.key}: JPEG encoding failed")
-                add_member(tar, f"{sample.key}.{i:02d}.jpg", jpg.tobytes())
-            add_member(tar, f"{sample.key}.txt", sample.caption.encode())
-            counts["clips"] += 1
