@@ -223,7 +223,7 @@ if sys.argv[1] == "numpy":  # Data/InternVid/div_sampling.py's lines on the same
     w = w / w.sum()
     idx = np.random.choice(len(w), size, replace=False, p=w)
 else:
-    from internvid.subsets import div_choice
+    from internvid.subsets.sampling import div_choice
     idx = div_choice(counts, size, 42)  # default rng: legacy
 np.save(sys.argv[4], idx)
 """  # a child that runs one sampler on the video counts and saves the drawn indices

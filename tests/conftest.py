@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,23 @@ def _no_error_logs(caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequ
         return
     errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
     assert not errors, f"unexpected ERROR log: {errors[0].getMessage()}"
+
+
+@pytest.fixture
+def toy():
+    """tests/scores/toy_scorer.py registered as the score `toy_red` (forgotten afterwards)."""
+    from internvid.scores import unregister
+
+    here = str(Path(__file__).resolve().parent / "scores")
+    sys.path.insert(0, here)
+    try:
+        import toy_scorer
+
+        yield toy_scorer
+    finally:
+        sys.path.remove(here)
+        sys.modules.pop("toy_scorer", None)
+        unregister("toy_red")
 
 
 @pytest.fixture

@@ -872,3 +872,56 @@ class EvalGenConfig:
             raise ValueError(f"dtype must be one of {DTYPES}, not {self.dtype!r}")
         if min(self.frames, self.stride, self.splits, self.batch_size, self.workers) < 1:
             raise ValueError("frames, stride, splits, batch_size and workers must be >= 1")
+
+
+@dataclass
+class SubsetConfig:
+    """`internvid subset`: which clips a subset keeps (the paper's defaults) and how DuckDB runs.
+
+    The checks that need the rule registry are `internvid.subsets.rules.check_config`'s.
+    """
+
+    # which subset: a rule of internvid.subsets.rules (div, flt, aes, random, where); the
+    # command's RULE argument sets it
+    rule: str = "div"
+    # N: clips to draw (div, flt, random; optional for aes and where: a uniform sample of N)
+    size: int | None = None
+    # seed of the DIV and random draws (the release drew DIV with 42)
+    seed: int = 42
+    # random stream: legacy = np.random.seed(seed) + np.random.choice, as the release's
+    # div_sampling.py; generator = np.random.default_rng(seed).choice
+    rng: str = "legacy"
+    # DuckDB boolean expression over the clips, applied first, for any rule
+    where: str | None = None
+    # FLT's score: None = viclip_sim (umt for release input)
+    score: str | None = None
+    # FLT keeps floor(top_fraction * n) clips by the score
+    top_fraction: float = 0.3
+    # FLT drops clips shorter than this (seconds)
+    min_duration: float = 1.0
+    # FLT drops clips longer than this (seconds)
+    max_duration: float = 120.0
+    # Aes keeps aesthetic >= this
+    min_aesthetic: float = 4.0
+    # Aes also keeps text_overlay <= this when set
+    max_text_overlay: float | None = None
+    # DuckDB's memory_limit; past it, sorts and tables spill to disk
+    memory_limit: str = "4GB"
+    # where DuckDB spills (None: beside the output); the work folder is removed at the end
+    temp_dir: str | None = None
+    # DuckDB threads (None: all cores)
+    threads: int | None = None
+    # release input: skip lines DuckDB cannot parse
+    ignore_errors: bool = False
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work, whatever the rule."""
+        checks = [
+            (self.size is None or self.size >= 0, "-n must be >= 0"),
+            (self.seed >= 0, "--seed must be >= 0"),
+            (0.0 < self.top_fraction <= 1.0, "--top-fraction must be in (0, 1]"),
+            (self.min_duration <= self.max_duration, "--min-duration is above --max-duration"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)

@@ -12,23 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from internvid.config import RunConfig
-from internvid.scores import score_columns, score_names, scorers, unregister
+from internvid.scores import score_columns, score_names, scorers
 
 HERE = Path(__file__).resolve().parent
 runner = CliRunner()
-
-
-@pytest.fixture
-def toy():
-    sys.path.insert(0, str(HERE))
-    try:
-        import toy_scorer
-
-        yield toy_scorer
-    finally:
-        sys.path.remove(str(HERE))
-        sys.modules.pop("toy_scorer", None)
-        unregister("toy_red")
 
 
 def test_the_builtin_scores_are_registered_in_order():

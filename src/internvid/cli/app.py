@@ -33,7 +33,7 @@ _COMMAND_MODULES = (
     "internvid.cli.run",
     "internvid.cli.score",
     "internvid.cli.tools",
-    "internvid.subsets",
+    "internvid.cli.subset",
     "internvid.cli.report",
     "internvid.cli.download",
     "internvid.cli.eval",

@@ -1,0 +1,273 @@
+"""`make_subset`: a subset of a run's clips.parquet or of release metadata, streamed to disk."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from internvid.config import SubsetConfig
+from internvid.subsets import rules
+from internvid.subsets.errors import SubsetError
+from internvid.subsets.rules import Draw, Filter, Rule, check_config, fmt_number
+from internvid.subsets.sampling import div_choice, uniform_choice
+from internvid.subsets.source import (
+    CANONICAL_ORDER,
+    create_macros,
+    create_source,
+    output_columns,
+    resolve_input,
+)
+
+# numpy, pyarrow and duckdb are imported where they are used: `internvid --help` stays fast
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+logger = logging.getLogger(__name__)
+
+BATCH_ROWS = 1 << 15  # rows per Arrow batch (and parquet row group) streamed into the outputs
+
+
+@dataclass
+class Step:
+    """One rule of a subset and what it did."""
+
+    label: str  # e.g. "duration 1-120 s", "top 30% by viclip_sim", "DIV"
+    before: int  # rows in
+    after: int  # rows out
+
+    @property
+    def removed(self) -> int:
+        return self.before - self.after
+
+    def describe(self) -> str:
+        if self.label in ("DIV", "random"):
+            return f"{self.label} {self.after:,} of {self.before:,}"
+        return f"{self.label}: -{self.removed:,}"
+
+
+@dataclass
+class SubsetResult:
+    """What `make_subset` wrote."""
+
+    jsonl: Path  # PREFIX.jsonl, release format
+    parquet: Path  # PREFIX.parquet, clips.parquet schema
+    rows_in: int  # rows of the input
+    rows: int  # rows written
+    steps: list[Step] = field(default_factory=list)  # every rule, in order
+
+    def summary(self) -> str:
+        """`duration 1-120 s: -1,234; top 30% by viclip_sim: -5,678; DIV 10,000 of 45,678`."""
+        return "; ".join(s.describe() for s in self.steps) or f"all {self.rows:,} rows"
+
+
+def _count_steps(
+    con: duckdb.DuckDBPyConnection, filters: list[tuple[str, str]]
+) -> tuple[int, list[Step]]:
+    """Rows in, and a Step per filter, from one scan of the input."""
+    cumulative, exprs = [], ["count(*)"]
+    for _, pred in filters:
+        cumulative.append(pred)
+        exprs.append(f"count(*) FILTER (WHERE {' AND '.join(cumulative)})")
+    counts = [int(c) for c in con.execute(f"SELECT {', '.join(exprs)} FROM src").fetchall()[0]]
+    steps = [Step(label, counts[i], counts[i + 1]) for i, (label, _) in enumerate(filters)]
+    return counts[0], steps
+
+
+def _log_step(step: Step) -> None:
+    logger.info("%s (%s left)", step.describe(), f"{step.after:,}")
+
+
+def _arrow_reader(rel: duckdb.DuckDBPyRelation, rows: int) -> pa.RecordBatchReader:
+    """A streaming reader of a relation's result (DuckDB 1.x and 2.x spellings)."""
+    if hasattr(rel, "to_arrow_reader"):
+        return rel.to_arrow_reader(rows)
+    return rel.fetch_record_batch(rows)
+
+
+def _draw(con: duckdb.DuckDBPyConnection, cfg: SubsetConfig, n_cand: int, weighted: bool) -> Step:
+    """Sample table `cand` (canonical order = rowid) into table `picked` (column _row)."""
+    import numpy as np
+    import pyarrow as pa
+
+    size = int(cfg.size or 0)
+    if size > n_cand:
+        raise SubsetError(
+            f"asked for {size:,} clips but only {n_cand:,} are left after the filters"
+        )
+    if weighted:
+        counts = con.execute(
+            "SELECT count(*) AS n FROM cand GROUP BY video_id ORDER BY min(rowid)"
+        ).fetchnumpy()["n"]
+        idx = div_choice(np.asarray(counts, dtype=np.int64), size, cfg.seed, cfg.rng)
+    else:
+        idx = uniform_choice(n_cand, size, cfg.seed, cfg.rng)
+    con.register("_sel", pa.table({"i": idx}))
+    con.execute(
+        "CREATE TABLE picked AS SELECT cand._row FROM cand SEMI JOIN _sel ON cand.rowid = _sel.i"
+    )
+    con.unregister("_sel")
+    return Step("DIV" if weighted else "random", n_cand, size)
+
+
+def _write_outputs(con: duckdb.DuckDBPyConnection, query: str, jsonl: Path, parquet: Path) -> int:
+    """Stream `query` into PREFIX.jsonl and PREFIX.parquet under temp names, then rename both."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from internvid.io.atomic import temp_name
+    from internvid.io.tables import CLIP_SCHEMA
+
+    tmp_jsonl, tmp_parquet = temp_name(jsonl), temp_name(parquet)
+    rows = 0
+    try:
+        with (
+            open(tmp_jsonl, "wb") as f,
+            pq.ParquetWriter(tmp_parquet, CLIP_SCHEMA, compression="zstd") as writer,
+        ):
+            for batch in _arrow_reader(con.sql(query), BATCH_ROWS):
+                if batch.num_rows == 0:
+                    continue
+                _write_lines(f, batch.column(batch.num_columns - 1))
+                table = pa.Table.from_batches([batch]).select(CLIP_SCHEMA.names)
+                writer.write_table(table.cast(CLIP_SCHEMA))
+                rows += batch.num_rows
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_parquet, parquet)
+        os.replace(tmp_jsonl, jsonl)
+    finally:
+        tmp_jsonl.unlink(missing_ok=True)
+        tmp_parquet.unlink(missing_ok=True)
+    return rows
+
+
+def _write_lines(f: Any, lines: pa.Array) -> None:
+    """Write a string column whose values end in a newline: its data buffer, without copies."""
+    import numpy as np
+    import pyarrow as pa
+
+    if lines.null_count:
+        raise ValueError("a release line is NULL")
+    if not (pa.types.is_string(lines.type) or pa.types.is_large_string(lines.type)):
+        lines = lines.cast(pa.large_string())
+    width = np.int32 if pa.types.is_string(lines.type) else np.int64
+    offsets = np.frombuffer(lines.buffers()[1], dtype=width)[
+        lines.offset : lines.offset + len(lines) + 1
+    ]
+    data = lines.buffers()[2]
+    if data is not None:
+        f.write(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+
+
+def make_subset(
+    input_path: str | os.PathLike[str],
+    out_prefix: str | os.PathLike[str],
+    cfg: SubsetConfig,
+) -> SubsetResult:
+    """Select a subset of a run's clips.parquet or of release metadata; write PREFIX.jsonl/.parquet.
+
+    DuckDB does the scans, sorts and joins under `cfg.memory_limit`, spilling to a work folder
+    (in `cfg.temp_dir`, else beside the output; deleted at the end). Samplers draw over the
+    candidates in canonical order (video_id, start, end, clip_id, then input row) with
+    `choice_runs`, so a draw equals NumPy's own draw over the same ordered rows (by default the
+    release's legacy `np.random.seed(seed); np.random.choice(...)`; `cfg.rng`). Output
+    rows are in canonical order. Raises SubsetError on bad options or input; DuckDB errors
+    (a bad --where, malformed JSON) propagate as duckdb.Error.
+    """
+    import duckdb
+
+    rule = check_config(cfg)
+    kind, path = resolve_input(Path(input_path))
+    prefix = Path(out_prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    jsonl = prefix.with_name(prefix.name + ".jsonl")
+    parquet = prefix.with_name(prefix.name + ".parquet")
+    steps = rules.filters(cfg, kind)  # checks the options against the input, before any work
+    work = Path(cfg.temp_dir or prefix.parent) / f".{prefix.name}.subset-tmp-{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "memory_limit": cfg.memory_limit,
+        "temp_directory": str(work / "spill"),
+        "preserve_insertion_order": True,  # CREATE TABLE ... ORDER BY: rowid = position
+    }
+    if cfg.threads:
+        config["threads"] = cfg.threads
+    try:
+        con = duckdb.connect(str(work / "work.duckdb"), config=config)
+        try:
+            con.execute("SET enable_progress_bar = false")  # the log says what runs; clean stdout
+            return _run(con, kind, path, cfg, rule, steps, jsonl, parquet)
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    path: Path,
+    cfg: SubsetConfig,
+    rule: Rule,
+    filters: list[Filter],
+    jsonl: Path,
+    parquet: Path,
+) -> SubsetResult:
+    create_macros(con)
+    logger.info("reading %s (%s)", path, "clips.parquet" if kind == "parquet" else "release jsonl")
+    create_source(con, kind, path, cfg.ignore_errors)
+    if cfg.where:  # fail early, with DuckDB's message, on an expression that does not bind
+        con.execute(
+            f"SELECT count(*) FROM (SELECT * FROM src LIMIT 0) WHERE ({cfg.where})"
+        ).fetchall()
+    rows_in, steps = _count_steps(con, filters)
+    logger.info("%s rows", f"{rows_in:,}")
+    for step in steps:
+        _log_step(step)
+    where = " AND ".join(pred for _, pred in filters) or "true"
+    n_left = steps[-1].after if steps else rows_in
+    top = rule.top(cfg, kind) if rule.top is not None else None
+    if top is not None:  # the best floor(fraction * n) rows by the score, in canonical order
+        k = math.floor(Fraction(repr(top.fraction)) * n_left)
+        con.execute(
+            f"""CREATE TABLE ranked AS SELECT _row, video_id, "start", "end", clip_id FROM src
+            WHERE {where} ORDER BY {top.expr} DESC, {CANONICAL_ORDER}"""
+        )
+        con.execute(
+            f"CREATE TABLE cand AS SELECT * FROM ranked WHERE rowid < {k} ORDER BY {CANONICAL_ORDER}"
+        )
+        con.execute("DROP TABLE ranked")
+        steps.append(Step(f"top {fmt_number(top.fraction * 100)}% by {top.name}", n_left, k))
+        _log_step(steps[-1])
+        n_left = k
+        where = "_row IN (SELECT _row FROM cand)"
+    elif cfg.size is not None:
+        con.execute(
+            f"""CREATE TABLE cand AS SELECT _row, video_id, "start", "end", clip_id FROM src
+            WHERE {where} ORDER BY {CANONICAL_ORDER}"""
+        )
+    if cfg.size is not None:
+        steps.append(_draw(con, cfg, n_left, weighted=rule.draw is Draw.weighted))
+        _log_step(steps[-1])
+        con.execute("DROP TABLE cand")
+        where = "_row IN (SELECT _row FROM picked)"
+    query = f"SELECT {output_columns(kind)} FROM src WHERE {where} ORDER BY {CANONICAL_ORDER}"
+    logger.info("writing %s and %s", jsonl, parquet)
+    rows = _write_outputs(con, query, jsonl, parquet)
+    result = SubsetResult(jsonl, parquet, rows_in, rows, steps)
+    logger.info(
+        "subset %s: %s -> %s, %s (%s rows)",
+        rule.name,
+        result.summary(),
+        jsonl,
+        parquet,
+        f"{rows:,}",
+    )
+    return result
