@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -72,3 +74,24 @@ class CountingProgress:
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
             self.bar.stop()
+
+
+PROGRESS_EVERY_S = 10.0  # seconds between two progress log lines of `progress_ticker`
+
+
+def progress_ticker(what: str, total: int, unit: str = "") -> Callable[[int], None]:
+    """A `tick(done)` that logs "what: done/total unit (seconds)" at most every
+    PROGRESS_EVERY_S and at the end: progress of long loops that run without a console bar."""
+    start = last = time.monotonic()
+    suffix = f" {unit}" if unit else ""
+
+    def tick(done: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done == total or now - last >= PROGRESS_EVERY_S:
+            last = now
+            logging.getLogger("internvid").info(
+                "%s: %d/%d%s (%.1f s)", what, done, total, suffix, now - start
+            )
+
+    return tick

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from internvid.eval.prompts import class_prompts
+from internvid.log import progress_ticker
 
 if TYPE_CHECKING:  # torch and numpy load inside the functions: `internvid --help` stays fast
     import numpy as np
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 16  # clips per encode_video batch
 TEXT_BATCH = 256  # captions / prompts per encode_text batch
-PROGRESS_EVERY_S = 10.0  # seconds between progress log lines
 
 
 def _no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,19 +92,6 @@ def _decode_all(
     return eval_frames_to_tensor([frames[i] for i in pick(len(frames))], size=size, mode=resize)
 
 
-def _progress(what: str, total: int) -> Callable[[int], None]:
-    start = last = time.monotonic()
-
-    def tick(done: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if done == total or now - last >= PROGRESS_EVERY_S:
-            last = now
-            log.info("%s: %d/%d (%.1f s)", what, done, total, now - start)
-
-    return tick
-
-
 @_no_grad
 def encode_videos(
     model: Any,
@@ -120,7 +106,7 @@ def encode_videos(
     import torch
 
     cfg = model.config
-    tick = _progress("videos", len(paths))
+    tick = progress_ticker("videos", len(paths))
     out = []
 
     def load(p: Path) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from internvid.eval.extractors import (
 )
 from internvid.eval.gen_metrics import IS_SPLITS, FeatureStats, frechet_distance, inception_score
 from internvid.eval.gen_videos import NUM_FRAMES, VideoItem, iter_clips, list_videos
+from internvid.log import progress_ticker
 
 if TYPE_CHECKING:  # numpy loads inside the functions: `internvid --help` stays fast
     import numpy as np
@@ -29,20 +30,6 @@ log = logging.getLogger(__name__)
 
 METRICS = GEN_METRICS  # what `evaluate_generation` can compute: fvd, fid, is, clipsim
 DEFAULT_BATCH = 8  # videos per extractor call
-PROGRESS_EVERY_S = 10.0  # seconds between progress log lines
-
-
-def _progress(what: str, total: int) -> Callable[[int], None]:
-    start = last = time.monotonic()
-
-    def tick(done: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if done == total or now - last >= PROGRESS_EVERY_S:
-            last = now
-            log.info("%s: %d/%d videos (%.1f s)", what, done, total, now - start)
-
-    return tick
 
 
 @dataclass
@@ -77,7 +64,7 @@ def _run_pass(
         sims=[] if "clipsim" in wanted else None,
         skipped=[],
     )
-    tick = _progress(what, len(items))
+    tick = progress_ticker(what, len(items), "videos")
     batch: list[tuple[VideoItem, np.ndarray]] = []
 
     def flush() -> None:
