@@ -182,14 +182,15 @@ def table(rows: list[dict], command: str) -> str:
 
 
 def write_results(text: str) -> None:
-    """Replace (or append) the section in benchmarks/RESULTS.md, leaving the others as they are."""
+    """Replace (or append) the section's table in benchmarks/RESULTS.md; other sections and the
+    section's own `###` notes stay as they are."""
     path = ROOT / "benchmarks" / "RESULTS.md"
     old = path.read_text()
     if SECTION in old:
         head, rest = old.split(SECTION, 1)
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1 :] if nxt >= 0 else ""
-        new = head + text + ("\n" + tail if tail else "")
+        ends = [k for k in (rest.find("\n## "), rest.find("\n### ")) if k >= 0]
+        tail = rest[min(ends) + 1 :] if ends else ""  # hand-written ### notes are kept
+        new = head + text.rstrip("\n") + "\n" + ("\n" + tail if tail else "")
     else:
         new = old.rstrip("\n") + "\n\n" + text
     path.write_text(new)
