@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import sys
 from pathlib import Path
@@ -11,12 +10,7 @@ from pathlib import Path
 import pytest
 
 from internvid.media.synth import DEMO_VIDEOS, write_bad_inputs, write_demo_videos
-
-SHARED_DATA = Path(
-    os.environ.get("INTERNVID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
-REAL_VIDEOS = SHARED_DATA / "videos"
-RELEASE_DATA = SHARED_DATA / "internvid"
+from shared_data import REAL_VIDEOS, RELEASE_DATA, SHARED_DATA  # noqa: F401 (re-exported)
 
 
 @pytest.fixture(scope="session")

@@ -142,7 +142,7 @@ pytestmark = pytest.mark.usefixtures("localhost_only")  # no connection leaves 1
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real videos under YouTube-like ids (copies: the server serves only its own folder)."""
-    from conftest import REAL_VIDEOS
+    from shared_data import REAL_VIDEOS
 
     if not REAL_VIDEOS.is_dir():
         pytest.skip(f"real sample videos not found at {REAL_VIDEOS} (set INTERNVID_SHARED_DATA)")

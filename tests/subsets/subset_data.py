@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,10 @@ import pyarrow.parquet as pq
 
 from internvid.io.tables import CLIP_SCHEMA
 from internvid.records import format_timecode
+from shared_data import SHARED_DATA
 
 N_CLIPS = 100_000  # clips in the synthetic table
 N_VIDEOS = 5_000  # videos they come from
-SHARED_DATA = Path(
-    os.environ.get("INTERNVID_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
-)
 SAMPLE_ROWS = SHARED_DATA / "internvid" / "sample_rows.jsonl"  # three real release rows
 
 
