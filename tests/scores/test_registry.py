@@ -57,8 +57,16 @@ def test_a_registered_score_is_listed_in_the_help():
         assert "toy_red" in out and "viclip_sim" in out, out
 
 
-def test_a_registered_score_is_computed_by_a_run(toy, tmp_path, demo_videos):
+def test_a_registered_score_is_computed_by_a_run_and_described_by_the_report(
+    toy, tmp_path, demo_videos
+):
+    import html
+
     from internvid.cli import app
+    from internvid.report import write_report
+    from internvid.report.data import GENERIC_SCORE, score_table
+
+    assert score_table()["toy_red"] == (toy.ToyRed.description, (0.0, 255.0))
 
     out = tmp_path / "out"
     args = ["run", str(demo_videos), "--out", str(out), "--scores", "toy_red"]
@@ -68,3 +76,7 @@ def test_a_registered_score_is_computed_by_a_run(toy, tmp_path, demo_videos):
     assert rows
     values = [dict(r["scores"])["toy_red"] for r in rows]
     assert all(0.0 <= v <= 255.0 for v in values) and len(set(values)) > 1
+    write_report(out, out / "report.html", samples=0)
+    page = (out / "report.html").read_text()
+    assert html.escape(toy.ToyRed.description) in page
+    assert html.escape(GENERIC_SCORE.description) not in page
