@@ -15,7 +15,7 @@ from internvid.media.ffmpeg import run_ffmpeg
 from internvid.media.onepass import _decode, _DetectFrames, detect_size, open_video
 from internvid.media.probe import stream_fps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "split"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "split"))
 from bench_parity import detect_cut_frames, distance, our_cut_frames
 
 X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-an"]
