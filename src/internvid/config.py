@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from internvid.hub import MODEL_CHOICES
+
 DETECTORS = ("content", "adaptive", "transnetv2", "stride", "none")  # split.detector choices
 SCALE_FLAGS = ("area", "bilinear", "bicubic", "lanczos", "fast_bilinear", "neighbor", "spline")
 CAPTION_PRESETS = ("none", "tiny", "lite", "paper")  # caption.models choices
@@ -331,7 +333,7 @@ class RunConfig:
                 set(self.score.scores) <= set(score_names()),
                 f"score.scores must be among {score_names()}, not {self.score.scores}",
             ),
-            (self.score.models in ("auto", "real", "tiny"), "score.models: auto, real or tiny"),
+            (self.score.models in MODEL_CHOICES, "score.models: auto, real or tiny"),
             (
                 self.score.viclip_sampling in ("middle", "demo"),
                 "score.viclip_sampling must be middle or demo",
@@ -818,7 +820,7 @@ class EvalConfig:
         command and by `internvid.eval.evaluate`)."""
         if DTYPE_ALIASES.get(self.dtype, self.dtype) not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, not {self.dtype!r}")
-        if self.models not in ("auto", "real", "tiny"):
+        if self.models not in MODEL_CHOICES:
             raise ValueError(f"models must be auto, real or tiny, not {self.models!r}")
         if self.task not in EVAL_TASKS:
             raise ValueError(f"task must be one of {EVAL_TASKS}, not {self.task!r}")

@@ -25,8 +25,9 @@ TINY_MODELS = {
     "aesthetic-linear": "internvid.tiny.scorers",
     "aesthetic-mlp": "internvid.tiny.scorers",
 }
-MODEL_CHOICES = ("auto", "real", "tiny")  # --models of score/search/eval: auto (tiny when the run
-# captioned with tiny models), real (the official checkpoints), tiny (random weights, offline)
+# the `models` choices of score, search, eval: auto (tiny when the run captioned with tiny
+# models), real (the released checkpoints), tiny (random weights built locally: smoke runs)
+MODEL_CHOICES = ("auto", "real", "tiny")
 OFFICIAL_VICLIP = "OpenGVLab/ViCLIP/ViClip-InternVid-10M-FLT.pth"  # ViCLIP-L/14, 10M-FLT
 TINY_VICLIP = "tiny:viclip"  # the random-weight ViCLIPConfig.tiny() checkpoint
 OFFICIAL_CLIP = "openai/clip-vit-large-patch14"  # CLIP ViT-L/14: aesthetic + CLIPScore

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from internvid.cli.options import (
-    DTYPES,
     MODELS,
     CacheDirOption,
     ConfigOption,
@@ -19,6 +18,7 @@ from internvid.cli.options import (
     ModelsOption,
     check_choice,
     check_device,
+    check_dtype,
     command_config,
 )
 from internvid.eval.sets import FORMATS
@@ -164,7 +164,7 @@ def eval_command(
         ("resize",): resize,
         ("sampling",): sampling,
         ("device",): check_device(device),
-        ("dtype",): check_choice(DTYPE_ALIASES.get(dtype, dtype), DTYPES, "--dtype") if dtype else None,
+        ("dtype",): check_dtype(dtype),
         ("batch_size",): batch_size,
         ("workers",): workers,
         ("chunk",): chunk,

@@ -10,12 +10,11 @@ from typing import Annotated
 import typer
 
 from internvid.cli.options import (
-    DTYPES,
     ConfigOption,
     DeviceOption,
     DtypeOption,
-    check_choice,
     check_device,
+    check_dtype,
     command_config,
 )
 
@@ -86,7 +85,7 @@ def eval_gen(
         ("stride",): stride,
         ("splits",): splits,
         ("device",): check_device(device),
-        ("dtype",): check_choice(DTYPE_ALIASES.get(dtype, dtype), DTYPES, "--dtype") if dtype else None,
+        ("dtype",): check_dtype(dtype),
         ("batch_size",): batch_size,
         ("workers",): workers,
         ("save_reference_stats",): None if save_reference_stats is None else str(save_reference_stats),

@@ -7,7 +7,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from internvid.config import apply_overrides, load_config
+from internvid.config import DTYPE_ALIASES, DTYPES, apply_overrides, load_config
+from internvid.hub import MODEL_CHOICES as MODELS  # noqa: F401 (the commands import it here)
 from internvid.scores.base import score_names
 
 T = TypeVar("T")
@@ -24,8 +25,6 @@ CONFIG_HELP = (
     "options given here override it."
 )
 DEVICES = ("auto", "cpu", "cuda")  # plus cuda:N
-DTYPES = ("auto", "fp32", "fp16", "bf16")
-MODELS = ("auto", "real", "tiny")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help=CONFIG_HELP)]
 DeviceOption = Annotated[str | None, typer.Option(help=DEVICE_HELP)]
@@ -67,6 +66,13 @@ def check_choice(value: str | None, choices: tuple[str, ...], option: str) -> st
     if value is None or value in choices:
         return value
     raise typer.BadParameter(f"{value!r}: choose one of {', '.join(choices)}", param_hint=option)
+
+
+def check_dtype(dtype: str | None) -> str | None:
+    """The --dtype vocabulary, also reading torch's names (float32, float16, bfloat16)."""
+    if dtype is None:
+        return None
+    return check_choice(DTYPE_ALIASES.get(dtype, dtype), DTYPES, "--dtype")
 
 
 def score_list(text: str | None) -> list[str] | None:

@@ -24,8 +24,6 @@ from internvid.subsets.sampling import (
     uniform_choice,
 )
 
-SubsetSpec = SubsetConfig  # the former name of the subset's options: the same dataclass
-
 __all__ = [
     "DEFAULT_RNG",
     "DEFAULT_SEED",
@@ -36,7 +34,6 @@ __all__ = [
     "SubsetConfig",
     "SubsetError",
     "SubsetResult",
-    "SubsetSpec",
     "Top",
     "check_config",
     "choice_runs",
