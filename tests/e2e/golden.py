@@ -81,12 +81,20 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _members(folder: Path) -> dict[str, list[tuple[str, int]]]:
-    """Shard -> its members (name, size): what a WebDataset reader sees."""
+def _members(folder: Path, root: str) -> dict[str, list[Any]]:
+    """Shard -> its members: what a WebDataset reader sees. A JSON member by its content (paths
+    masked: its size depends on where the checkout lives), any other member by its size."""
     out = {}
     for tar in sorted(folder.glob("*.tar")):
         with tarfile.open(tar) as t:
-            out[tar.name] = [(m.name, m.size) for m in t.getmembers()]
+            rows: list[Any] = []
+            for m in t.getmembers():
+                if m.name.endswith(".json"):
+                    data = t.extractfile(m)
+                    rows.append((m.name, _clean(json.loads(data.read()), root) if data else None))
+                else:
+                    rows.append((m.name, m.size))
+            out[tar.name] = rows
     return out
 
 
@@ -112,7 +120,7 @@ def run_digest(src: Path | None, work: Path, cache: Path) -> dict[str, Any]:
         "internvid_jsonl": (out / "internvid.jsonl").read_text().splitlines(),
         "failures": _jsonl(out / "failures.jsonl", root),
         "stats": _clean(stats, root),
-        "shard_members": _members(out / "shards"),
+        "shard_members": _members(out / "shards", root),
     }
     subsets = {}
     for name, args in {
@@ -197,7 +205,7 @@ def download_digest(src: Path | None, work: Path, cache: Path) -> dict[str, Any]
             {
                 "internvid_jsonl": _jsonl(out / "internvid.jsonl", root),
                 "failures": _jsonl(out / "failures.jsonl", root),
-                "shard_members": _members(out / "shards"),
+                "shard_members": _members(out / "shards", root),
             }
         )
         .replace(port, "<PORT>")
