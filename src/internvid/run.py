@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from internvid.caption.presets import CaptionModels, caption_models
 from internvid.config import RunConfig
@@ -30,7 +29,13 @@ from internvid.io.atomic import (
 )
 from internvid.io.release import ReleaseWriter, row_from_clip
 from internvid.io.shards import shard_name
-from internvid.io.tables import CLIP_SCHEMA, VIDEO_SCHEMA, row_to_clip, write_table_atomic
+from internvid.io.tables import (
+    VIDEO_SCHEMA,
+    concat_clip_tables,
+    read_clips_table,
+    row_to_clip,
+    write_table_atomic,
+)
 from internvid.log import CountingProgress
 from internvid.sink import SCRATCH, ShardSink
 from internvid.stages.caption import CaptionStage, FuseStage
@@ -265,12 +270,13 @@ def finalize(
 ) -> RunSummary:
     """Merge the shards' outputs into the run's tables (each written atomically)."""
     shard_dir = out_dir / "shards"
-    tables = [
-        pq.read_table(shard_dir / f"{shard_name(r.index)}.parquet", schema=CLIP_SCHEMA)
-        for r in results
-        if r.summary.get("clips")
-    ]
-    clips_table = pa.concat_tables(tables) if tables else CLIP_SCHEMA.empty_table()
+    clips_table = concat_clip_tables(
+        [
+            read_clips_table(shard_dir / f"{shard_name(r.index)}.parquet")
+            for r in results
+            if r.summary.get("clips")
+        ]
+    )
     write_table_atomic(clips_table, out_dir / "clips.parquet")
     video_rows = [v for r in results for v in r.summary.get("videos", [])]
     write_table_atomic(

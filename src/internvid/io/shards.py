@@ -18,10 +18,8 @@ def shard_name(index: int) -> str:
 
 
 def sample_json(clip: Clip) -> dict:
-    """KEY.json: the clip's metadata row, with its maps as plain objects."""
+    """KEY.json: the clip's flat row (the sidecar's columns), with meta as an object."""
     row = clip_to_row(clip)
-    row["captions"] = dict(row["captions"])
-    row["scores"] = dict(row["scores"])
     row["meta"] = json.loads(row["meta"])
     return row
 
