@@ -52,7 +52,8 @@ MESSAGES = [
     ("Unable to download webpage: HTTP Error 410: Gone", "not_found"),  # was download_failed
     # was unavailable (the word in "Service Unavailable")
     ("Unable to download webpage: HTTP Error 503: Service Unavailable", "server_error"),
-    ("Unable to download webpage: The read operation timed out", "network"),  # was download_failed
+    # was download_failed, then network: a server that stops answering is a timeout
+    ("Unable to download webpage: The read operation timed out", "timeout"),
     ("Unsupported URL: http://127.0.0.1:4290/x", "other"),  # was download_failed
     ("ERROR: Unsupported URL: http://127.0.0.1:44291/page.mp4", "other"),  # a port is no status
     ("ERROR: [youtube] ab429cd4040: Video unavailable", "unavailable"),

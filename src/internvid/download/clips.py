@@ -40,6 +40,7 @@ __all__ = ["DownloadSetupError", "DownloadSummary", "download_release"]
 log = logging.getLogger(__name__)
 
 WORK = "_download"  # folder of the unit markers and the clips of unfinished units
+SOURCES = "sources"  # _download/sources: whole files of servers without ranges (during a run)
 LOCK_FILE = ".download.lock"  # one `internvid download` at a time per output folder
 
 
@@ -66,6 +67,8 @@ class DownloadSummary:
     units_done_before: int  # units an earlier invocation had finished for good
     requests: int  # yt-dlp requests (info fetches, clip downloads, probes) this invocation
     info_fetches: int  # video info fetches (tries) this invocation
+    probes: int  # GETs that probed a source (duration, range support, an ffmpeg failure)
+    whole_files: int  # videos downloaded whole (their server ignores ranges), clips cut locally
     retries: int  # tries repeated after transient failures
     bytes_downloaded: int  # bytes of the clips downloaded this invocation
     clip_seconds: float  # total length of the clips in the shards
@@ -98,7 +101,7 @@ class _Download:
         self.work_dir = out / WORK
         self.counters = Counters()
         self.limiter = RateLimiter(cfg.rate, cfg.burst)
-        self.fetcher = Fetcher(cfg, self.limiter, self.counters)
+        self.fetcher = Fetcher(cfg, self.limiter, self.counters, self.work_dir / SOURCES)
         self.input_failures: list[dict[str, Any]] = []
         self.units: list[int] = []  # indices of this invocation's units, in order
         self.done_before = 0  # units finished for good by an earlier invocation
@@ -284,6 +287,9 @@ class _Download:
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+            finally:
+                self.fetcher.close()
+        shutil.rmtree(self.work_dir / SOURCES, ignore_errors=True)
         return self._finalize(time.perf_counter() - t0)
 
     def _advance(self, records: list[dict[str, Any]]) -> None:
@@ -364,6 +370,8 @@ class _Download:
             units_done_before=self.done_before,
             requests=self.limiter.requests,
             info_fetches=c.info_fetches,
+            probes=c.probes,
+            whole_files=c.whole_files,
             retries=c.retries,
             bytes_downloaded=c.bytes,
             clip_seconds=round(clip_seconds, 3),
@@ -475,6 +483,7 @@ def download_release(
     with _folder_lock(out):
         (out / WORK).mkdir(exist_ok=True)
         _check_settings(out, cfg)
+        shutil.rmtree(out / WORK / SOURCES, ignore_errors=True)  # whole files of a killed run
         stale = remove_temp_files(out)  # .NAME.tmp-PID files of a killed run (never final names)
         if stale:
             log.info("removed %d partial file(s) left by an interrupted run", stale)

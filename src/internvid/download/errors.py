@@ -22,7 +22,9 @@ TRANSIENT_REASONS = frozenset(
     {
         "rate_limited",  # HTTP 429, YouTube's "not a bot" / "try again later" (after retries)
         "server_error",  # HTTP 5xx (after retries)
-        "network",  # connection reset / refused / timed out, a body cut short (after retries)
+        "network",  # connection reset / refused, a body cut short (after retries)
+        "timeout",  # the server stopped answering for longer than --socket-timeout (after retries)
+        "cut_failed",  # ffmpeg could not cut the clip from a server that answers (after retries)
     }
 )
 # Reasons a rerun does not retry: the video (or the row) will not get better by asking again.
@@ -36,6 +38,8 @@ PERMANENT_REASONS = frozenset(
         "not_found",  # HTTP 404 / 410
         "unsafe_id",  # the row's id could leave the output folder or read as an option
         "duplicate",  # the same clip (video and times) twice in one shard of rows
+        "empty_range",  # the row starts where it ends: no clip to cut (nothing is fetched)
+        "clip_out_of_range",  # the row's range lies past the end of the video (only probed)
         "other",  # anything else (unsupported URL, no format, not a video, too small...)
     }
 )
@@ -67,7 +71,7 @@ _MESSAGES: tuple[tuple[str, str], ...] = (
     ("video unavailable", "unavailable"),
     ("not available", "unavailable"),  # "This video is not available"
     ("unavailable", "unavailable"),
-    ("timed out", "network"),
+    ("timed out", "timeout"),  # "The read operation timed out", "Read timed out"
     ("connection reset", "network"),
     ("connection refused", "network"),
     ("connection aborted", "network"),
@@ -183,7 +187,10 @@ def classify_exception(exc: BaseException) -> FetchError:
             return FetchError("region_locked", message)
     if from_text == "other":
         for e in _chain(exc):
-            if isinstance(e, TimeoutError | ConnectionError) or type(e).__name__ in (
+            if isinstance(e, TimeoutError):  # socket.timeout is TimeoutError
+                return FetchError("timeout", message or "timed out")
+        for e in _chain(exc):
+            if isinstance(e, ConnectionError) or type(e).__name__ in (
                 "TransportError",
                 "IncompleteRead",
             ):

@@ -13,11 +13,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from internvid.config import DownloadCommandConfig
 from internvid.download.errors import FetchError, classify_exception
 from internvid.download.limiter import RateLimiter, backoff_delay
+from internvid.download.probe import RemoteProbe, probe_remote
 from internvid.download.units import Row, render_url
+from internvid.download.whole import SourceCache, cut_local
 from internvid.download.ytdlp import (
     MIN_BYTES,
     YtdlpLogger,
@@ -27,15 +30,17 @@ from internvid.download.ytdlp import (
     written_file,
 )
 from internvid.io.atomic import write_json_atomic
+from internvid.records import format_timecode
 
-__all__ = ["Counters", "Fetcher"]
+__all__ = ["Counters", "Fetcher", "check_span"]
 
 log = logging.getLogger(__name__)
 
 MAX_SHORTFALL = 0.5  # seconds a clip may fall short of its range before it counts as cut off
 INFO_TTL = 3 * 3600.0  # seconds a fetched video info is reused (YouTube's stream URLs expire)
 INFO_CACHE_MIN = 64  # video infos kept in memory at least (rows of one video are adjacent)
-RW_TIMEOUT_US = 60_000_000  # ffmpeg's read/write timeout on a stalled connection (microseconds)
+END_SLACK = 1.0  # seconds a row may end past the video's end (its clip then ends at the end)
+MIN_LEFT = 0.1  # seconds of video a row must start before the end
 INFO_KEYS = (  # video facts kept in each clip's meta["video"]
     "title",
     "uploader",
@@ -126,7 +131,10 @@ class Counters:
     downloads: int = 0  # clips downloaded and validated
     download_attempts: int = 0  # clip download tries
     retries: int = 0  # tries repeated after a transient failure
-    probes: int = 0  # diagnostic requests after ffmpeg failed
+    probes: int = 0  # GETs that probed a source (its duration, range support, why ffmpeg failed)
+    probe_bytes: int = 0  # body bytes those probes read
+    whole_files: int = 0  # whole files fetched from servers that ignore ranges
+    whole_bytes: int = 0  # bytes of those files
     bytes: int = 0  # bytes of the clips downloaded
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # guards `add`
 
@@ -136,11 +144,70 @@ class Counters:
                 setattr(self, k, getattr(self, k) + v)
 
 
+class _NoRanges(Exception):
+    """The server answered a ranged request with the whole file: cut from a local copy."""
+
+
+def _direct(info: dict[str, Any]) -> tuple[str, dict[str, str]] | None:
+    """The URL and headers of the chosen format when it is one plain http(s) file."""
+    formats = info.get("requested_formats") or [info]
+    if len(formats) != 1:
+        return None
+    fmt = formats[0]
+    url = fmt.get("url")
+    if fmt.get("protocol") not in ("http", "https") or not isinstance(url, str):
+        return None
+    if not url.startswith(("http://", "https://")):
+        return None
+    headers = {**(fmt.get("http_headers") or info.get("http_headers") or {})}
+    return url, headers
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.lower()
+
+
+def _duration(info: dict[str, Any]) -> float | None:
+    d = info.get("duration")
+    return float(d) if isinstance(d, int | float) and not isinstance(d, bool) and d > 0 else None
+
+
+def check_span(r: Row, duration: float | None) -> None:
+    """Refuse a row whose range does not fit the video (`clip_out_of_range`), before any cut.
+
+    A row may end up to END_SLACK past the end (copies of a video differ by a few frames); its
+    clip then ends at the video's end.
+    """
+    if duration is None:
+        return
+    start, end = r.row.start_ms / 1000, r.row.end_ms / 1000
+    if start > duration - MIN_LEFT:
+        raise FetchError(
+            "clip_out_of_range",
+            f"the row starts at {start:.3f} s; the video is {duration:.3f} s long",
+        )
+    if end > duration + END_SLACK:
+        raise FetchError(
+            "clip_out_of_range",
+            f"the row ends at {end:.3f} s, past the end of the {duration:.3f} s video",
+        )
+
+
 class Fetcher:
-    """Fetches video infos and clips through yt-dlp's Python API (no shell, no command line)."""
+    """Fetches video infos and clips through yt-dlp's Python API (no shell, no command line).
+
+    A direct file whose info gives no duration is probed first (a few bounded ranged GETs):
+    rows past its end fail without a media byte fetched, and a server that answers the probe
+    with the whole file (no `Range:` support) gets its videos downloaded whole once, into
+    `scratch`, with each clip cut from that copy.
+    """
 
     def __init__(
-        self, cfg: DownloadCommandConfig, limiter: RateLimiter, counters: Counters
+        self,
+        cfg: DownloadCommandConfig,
+        limiter: RateLimiter,
+        counters: Counters,
+        scratch: Path | None = None,
     ) -> None:
         from internvid.media.ffmpeg import ffmpeg_exe
 
@@ -150,6 +217,10 @@ class Fetcher:
         self.ffmpeg = ffmpeg_exe()
         self.rng = random.Random(cfg.seed)
         self.infos = InfoCache(self._fetch_info, max(INFO_CACHE_MIN, 4 * cfg.workers), INFO_TTL)
+        self.scratch = scratch  # folder of the whole files (None: a temporary folder)
+        self.sources = SourceCache(self._fetch_whole)
+        self._no_ranges: set[str] = set()  # hosts seen answering a ranged GET with 200
+        self._lock = threading.Lock()
 
     def _ydl_opts(self) -> dict[str, Any]:
         return {
@@ -193,12 +264,56 @@ class Fetcher:
                 self.counters.add(retries=1)
                 time.sleep(delay)
 
+    def close(self) -> None:
+        """Delete the whole files kept for local cuts."""
+        self.sources.clear()
+
+    # -- infos and probes -------------------------------------------------------------------
+
     def info(self, video_id: str) -> dict[str, Any]:
         return self.infos.get(video_id)
 
     def _fetch_info(self, video_id: str) -> dict[str, Any]:
         url = render_url(self.cfg.url_template, video_id)
-        return self.retrying(f"{video_id} info", lambda: self._extract(url))
+        info = self.retrying(f"{video_id} info", lambda: self._extract(url))
+        target = _direct(info)
+        if target is not None and _duration(info) is None:
+            found = self.retrying(f"{video_id} probe", lambda: self._probe(*target))
+            if found.duration is not None:
+                info["duration"] = round(found.duration, 6)
+            if not found.ranges:
+                self._mark_no_ranges(target[0])
+        return info
+
+    def _probe(self, url: str, headers: dict[str, str]) -> RemoteProbe:
+        import yt_dlp
+
+        with yt_dlp.YoutubeDL(self._ydl_opts()) as ydl:
+            try:
+                found = probe_remote(ydl.urlopen, url, headers)
+            except FetchError as e:
+                self.counters.add(probes=1)
+                raise e
+        self.counters.add(probes=found.requests, probe_bytes=found.bytes_read)
+        return found
+
+    def _mark_no_ranges(self, url: str) -> None:
+        host = _host(url)
+        with self._lock:
+            new = host not in self._no_ranges
+            self._no_ranges.add(host)
+        if new:
+            log.info(
+                "%s ignores Range requests (it answers 200 with the whole file): its videos "
+                "are downloaded whole and their clips cut locally",
+                host,
+            )
+
+    def _ranged(self, info: dict[str, Any]) -> bool:
+        """Whether clips of this video can be fetched by range (its host is not known not to)."""
+        target = _direct(info)
+        with self._lock:
+            return target is None or _host(target[0]) not in self._no_ranges
 
     def _extract(self, url: str) -> dict[str, Any]:
         import yt_dlp
@@ -221,10 +336,20 @@ class Fetcher:
             raise FetchError("other", f"{url} is a live stream: no fixed time ranges to cut")
         return _prune_info(info)
 
+    # -- clips ------------------------------------------------------------------------------
+
     def clip(self, r: Row, work: Path) -> dict[str, Any]:
         """Download one row's time range into `work/CLIP_ID.mp4`; returns its ok record."""
+        if r.row.end_ms <= r.row.start_ms:  # yt-dlp would read "*S-S" as no range: all of it
+            raise FetchError(
+                "empty_range",
+                f"the row starts and ends at {format_timecode(r.row.start_ms)}: no clip to cut",
+            )
         video_id = r.row.youtube_id
-        self.info(video_id)  # a video that cannot be had fails here, its retries already spent
+        info = self.info(video_id)  # a video that cannot be had fails here, its retries spent
+        check_span(r, _duration(info))
+        if not self._ranged(info):
+            return self._from_whole(r, work)
 
         def attempt() -> dict[str, Any]:
             try:
@@ -234,44 +359,67 @@ class Fetcher:
                     self.infos.forget(video_id)  # the next try fetches the info again
                 raise
 
-        return self.retrying(r.clip_id, attempt)
+        try:
+            return self.retrying(r.clip_id, attempt)
+        except _NoRanges:
+            return self._from_whole(r, work)
 
     def _download(self, info: dict[str, Any], r: Row, work: Path) -> dict[str, Any]:
         import yt_dlp
         from yt_dlp.utils import download_range_func
 
-        from internvid.engine.stage import StageError
-        from internvid.media.probe import probe
-
         set_ffmpeg_location(self.ffmpeg)
         self.counters.add(download_attempts=1)
         start, end = r.row.start_ms / 1000, r.row.end_ms / 1000
         base = work / f".{r.clip_id}.dl"  # a dot name: cleared when a killed unit reopens
-        for stale in work.glob(f".{r.clip_id}.dl*"):
-            stale.unlink(missing_ok=True)
+        _remove_partial(base)
+        rw_timeout = max(1.0, self.cfg.socket_timeout)
         opts = {
             **self._ydl_opts(),
             "outtmpl": {"default": str(base).replace("%", "%%") + ".%(ext)s"},
             "download_ranges": download_range_func(None, [(start, end)]),
             "force_keyframes_at_cuts": True,  # re-encode: the clip starts and ends where asked
             "external_downloader_args": {
-                "ffmpeg_i": ["-rw_timeout", str(RW_TIMEOUT_US)],
+                "ffmpeg_i": ["-rw_timeout", str(int(rw_timeout * 1e6))],
                 "ffmpeg_o": ["-movflags", "+faststart"],
             },
             # a single non-mp4 format (a .webm link) is cut into its own container: make it mp4
             "postprocessors": [{"key": "FFmpegVideoRemuxer", "preferedformat": "mp4"}],
         }
-        with yt_dlp.YoutubeDL(opts) as ydl:
-            try:
-                result = ydl.process_ie_result(ydl.sanitize_info(info), download=True)
-            except yt_dlp.utils.DownloadError as e:
-                err = classify_exception(e)
-                if err.reason == "other" and "ffmpeg exited" in err.message:
-                    err = self._diagnose(ydl, info, err)
-                raise err from e
-        path = self._output(result, base)
-        if path is None:
-            raise FetchError("other", "yt-dlp reported success but wrote no file")
+        try:
+            with yt_dlp.YoutubeDL(opts) as ydl:
+                t0 = time.monotonic()
+                try:
+                    result = ydl.process_ie_result(ydl.sanitize_info(info), download=True)
+                except yt_dlp.utils.DownloadError as e:
+                    err = classify_exception(e)
+                    if err.reason == "other" and "ffmpeg exited" in err.message:
+                        took = time.monotonic() - t0
+                        err = self._diagnose(ydl, info, err, took >= 0.95 * rw_timeout)
+                    raise err from e
+            path = self._output(result, base)
+            if path is None:
+                raise FetchError("other", "yt-dlp reported success but wrote no file")
+            fmt = (result or {}).get("format_id") or info.get("format_id")
+            return self._finish(path, info, r, work, _duration(info), fmt)
+        except BaseException:
+            _remove_partial(base)  # a failed try leaves no .part, no half-written clip
+            raise
+
+    def _finish(
+        self,
+        path: Path,
+        info: dict[str, Any],
+        r: Row,
+        work: Path,
+        duration: float | None,
+        format_id: str | None,
+    ) -> dict[str, Any]:
+        """Check a cut clip (size, decodes, not short), record it, give it its final name."""
+        from internvid.engine.stage import StageError
+        from internvid.media.probe import probe
+
+        start, end = r.row.start_ms / 1000, r.row.end_ms / 1000
         size = path.stat().st_size
         if size < MIN_BYTES:
             path.unlink(missing_ok=True)
@@ -281,9 +429,8 @@ class Fetcher:
         except StageError as e:
             path.unlink(missing_ok=True)
             raise FetchError("other", f"the clip does not decode ({e.reason}): {e.message}") from e
-        want = end - start
-        if isinstance(info.get("duration"), int | float):
-            want = max(0.0, min(end, float(info["duration"])) - start)
+        if duration is not None:
+            want = max(0.0, min(end, duration) - start)
             if facts.duration < want - MAX_SHORTFALL:
                 path.unlink(missing_ok=True)
                 raise FetchError(
@@ -299,7 +446,7 @@ class Fetcher:
             "height": facts.height,
             "duration": round(facts.duration, 6),
             "size_bytes": size,
-            "format_id": (result or {}).get("format_id") or info.get("format_id"),
+            "format_id": format_id,
             "video": {k: info[k] for k in INFO_KEYS if info.get(k) is not None},
         }
         # the record first, then the file under its final name: a record without its file is
@@ -319,8 +466,15 @@ class Fetcher:
                 return p
         return None
 
-    def _diagnose(self, ydl: Any, info: dict[str, Any], err: FetchError) -> FetchError:
-        """ffmpeg ran quiet and said only its exit code: ask the server for one byte to see why."""
+    def _diagnose(
+        self, ydl: Any, info: dict[str, Any], err: FetchError, timed_out: bool
+    ) -> FetchError:
+        """ffmpeg ran quiet and said only its exit code: ask the server for one byte to see why.
+
+        A failing answer is the reason; a 200 (the whole file for a ranged GET) means the
+        server ignores ranges (raises _NoRanges); a good 206 leaves ffmpeg's own trouble: a
+        `timeout` when it ran for its whole read timeout, else `cut_failed`.
+        """
         from yt_dlp.networking import Request
 
         formats = info.get("requested_formats") or [info]
@@ -334,7 +488,8 @@ class Fetcher:
             self.counters.add(probes=1)
             try:
                 with ydl.urlopen(Request(url, headers=headers)) as resp:
-                    resp.read()
+                    status = getattr(resp, "status", 206)
+                    resp.read(1)  # a 200 would send the whole file: one byte, then hang up
             except Exception as e:  # any failure here is the diagnosis
                 got = classify_exception(e)
                 if got.reason != "other" or got.transient:
@@ -344,7 +499,92 @@ class Fetcher:
                         transient=got.transient,
                         retry_after=got.retry_after,
                     )
+                continue
+            if status == 200 and len(formats) == 1:
+                self._mark_no_ranges(url)
+                raise _NoRanges(url)
+        if timed_out:
+            return FetchError(
+                "timeout",
+                f"{err.message} after its read timeout: the server stopped sending the stream",
+            )
         return FetchError(
-            "network",
-            f"{err.message} (the server answers: the stream broke off or did not decode)",
+            "cut_failed",
+            f"{err.message} (the server answers ranged requests: the stream broke off or did "
+            "not decode)",
+            transient=True,
         )
+
+    # -- servers without ranges -------------------------------------------------------------
+
+    def _from_whole(self, r: Row, work: Path) -> dict[str, Any]:
+        """Cut a row's clip from the video's whole file (fetched once for all its rows)."""
+        video_id = r.row.youtube_id
+        source, duration = self.sources.acquire(video_id)
+        try:
+            check_span(r, duration)
+            self.counters.add(download_attempts=1)
+            start, end = r.row.start_ms / 1000, r.row.end_ms / 1000
+            tmp = work / f".{r.clip_id}.dl.mp4"
+            try:
+                cut_local(self.ffmpeg, source, start, end, tmp)
+                info = self.info(video_id)
+                return self._finish(tmp, info, r, work, duration, info.get("format_id"))
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        finally:
+            self.sources.release(video_id)
+
+    def _fetch_whole(self, video_id: str) -> tuple[Path, float]:
+        """Download a video's whole file into the scratch folder with yt-dlp; its duration."""
+        from internvid.engine.stage import StageError
+        from internvid.media.probe import probe
+
+        info = self.info(video_id)
+        if self.scratch is None:
+            import tempfile
+
+            self.scratch = Path(tempfile.mkdtemp(prefix="internvid-whole-"))
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        base = self.scratch / f".{video_id}.src"
+        path = self.retrying(f"{video_id} whole file", lambda: self._whole(info, base))
+        try:
+            facts = probe(path)
+        except StageError as e:
+            path.unlink(missing_ok=True)
+            raise FetchError("other", f"the video does not decode ({e.reason}): {e.message}") from e
+        self.counters.add(whole_files=1, whole_bytes=path.stat().st_size)
+        return path, _duration(info) or facts.duration
+
+    def _whole(self, info: dict[str, Any], base: Path) -> Path:
+        import yt_dlp
+
+        set_ffmpeg_location(self.ffmpeg)
+        _remove_partial(base)
+        opts = {
+            **self._ydl_opts(),
+            "outtmpl": {"default": str(base).replace("%", "%%") + ".%(ext)s"},
+            "continuedl": False,  # never resume a .part of another run
+        }
+        try:
+            with yt_dlp.YoutubeDL(opts) as ydl:
+                try:
+                    result = ydl.process_ie_result(ydl.sanitize_info(info), download=True)
+                except yt_dlp.utils.DownloadError as e:
+                    raise classify_exception(e) from e
+            path = self._output(result, base)
+            if path is None:
+                raise FetchError("other", "yt-dlp reported success but wrote no file")
+            if path.stat().st_size < MIN_BYTES:
+                raise FetchError("other", f"downloaded only {path.stat().st_size} bytes")
+            return path
+        except BaseException:
+            _remove_partial(base)
+            raise
+
+
+def _remove_partial(base: Path) -> None:
+    """Delete `base.*`: a download's .part, .ytdl, and unchecked output files."""
+    for stale in base.parent.glob(f"{base.name}*"):
+        stale.unlink(missing_ok=True)
