@@ -513,7 +513,7 @@ def test_cli_refuses_another_unit_size(server: HookServer, tmp_path: Path) -> No
     args = ["download", str(meta), "--out", str(out), "--url-template", server.template()]
     runner = CliRunner()
     first = runner.invoke(app, [*args, "--rows-per-shard", "3", "--no-progress", "--rate", "0"])
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == 1, first.output  # it ran; its only row failed
     assert read_jsonl(out / "failures.jsonl")[0]["reason"] == "not_found"
     second = runner.invoke(app, [*args, "--rows-per-shard", "4", "--no-progress"])
     assert second.exit_code == 2
@@ -550,7 +550,7 @@ def test_cli_config_file_with_flags_over_it(server: HookServer, tmp_path: Path) 
         return runner.invoke(app, [*args, "--no-progress"])
 
     out = tmp_path / "file_only"
-    assert invoke(out).exit_code == 0
+    assert invoke(out).exit_code == 1  # it ran, and every row failed
     assert json.loads((out / "_download" / "settings.json").read_text()) == {
         "rows_per_shard": 3,
         "url_template": server.template(),
@@ -563,7 +563,7 @@ def test_cli_config_file_with_flags_over_it(server: HookServer, tmp_path: Path) 
 
     out = tmp_path / "flags_win"
     result = invoke(out, "--rows-per-shard", "2", "--no-allow-leading-dash", "--limit", "3")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert json.loads((out / "_download" / "settings.json").read_text())["rows_per_shard"] == 2
     assert [(f["line"], f["reason"]) for f in read_jsonl(out / "failures.jsonl")] == [
         (1, "unsafe_id"),

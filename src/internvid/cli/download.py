@@ -93,10 +93,27 @@ def download(
         bool | None,
         typer.Option(help="Accept YoutubeIDs starting with '-' (refused by default)."),
     ] = None,
+    max_failure_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit with code 3 when more than this fraction (0-1) of the rows failed, "
+            "though clips were produced (default: no limit)."
+        ),
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
-    """Download the clips of InternVid metadata rows (only their time ranges) into shards."""
-    from internvid.download import DownloadSetupError, download_release
+    """Download the clips of InternVid metadata rows (only their time ranges) into shards.
+
+    Exit codes: 0 clips were produced (failures within --max-failure-rate), 1 none were (or
+    every row failed), 2 it could not start, 3 above --max-failure-rate, 4 another download
+    holds the output folder.
+    """
+    from internvid.download import DownloadLockedError, DownloadSetupError, download_release
+    from internvid.outcome import EXIT_LOCKED, EXIT_USAGE, outcome
+
+    if max_failure_rate is not None and not 0.0 <= max_failure_rate <= 1.0:
+        log.error("--max-failure-rate must be within 0-1, got %g", max_failure_rate)
+        raise typer.Exit(EXIT_USAGE)
 
     given = {  # options given on the command line override the config file
         ("url_template",): url_template,
@@ -116,10 +133,23 @@ def download(
     cfg = command_config(DownloadCommandConfig, config, given)
     try:
         summary = download_release(metadata, out, cfg, progress=not no_progress)
+    except DownloadLockedError as e:
+        log.error("%s", e)
+        raise typer.Exit(EXIT_LOCKED) from e
     except DownloadSetupError as e:
         log.error("%s", e)
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_USAGE) from e
     print_download_summary(summary)
+    result = outcome(
+        summary.clips,
+        summary.rows + summary.input_failures,
+        summary.failures,
+        max_failure_rate,
+        "clips",
+    )
+    if result.code:
+        log.error("%s", result.message)
+        raise typer.Exit(result.code)
 
 
 def print_download_summary(s: DownloadSummary) -> None:

@@ -35,7 +35,7 @@ from internvid.io.shards import shard_name
 from internvid.log import CountingProgress
 from internvid.records import format_timecode, parse_clip_id
 
-__all__ = ["DownloadSetupError", "DownloadSummary", "download_release"]
+__all__ = ["DownloadLockedError", "DownloadSetupError", "DownloadSummary", "download_release"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ LOCK_FILE = ".download.lock"  # one `internvid download` at a time per output fo
 
 class DownloadSetupError(RuntimeError):
     """The download cannot start (bad options, a folder of another run, a run already going)."""
+
+
+class DownloadLockedError(DownloadSetupError):
+    """Another `internvid download` holds the output folder's lock."""
 
 
 @dataclass
@@ -434,7 +438,7 @@ def _folder_lock(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DownloadSetupError(f"another `internvid download` is writing to {out}") from None
+            raise DownloadLockedError(f"another `internvid download` is writing to {out}") from None
         yield
     finally:
         f.close()
