@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 
 from internvid.cli.report import register
 from internvid.config import RunConfig
-from internvid.io.tables import CLIP_SCHEMA
+from internvid.io.tables import clips_table, read_clips
 from internvid.report import write_report
 from internvid.report.data import GENERIC_SCORE, score_table
-from internvid.report.sections import SECTIONS
+from internvid.report.sections import MAX_DROPPED_THUMBS, NOT_RECORDED, SECTIONS
 from internvid.report.thumbs import THUMB_WIDTH
 from internvid.run import run
 
@@ -57,12 +57,20 @@ class Page(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.plots: dict[str, list[tuple[str, float]]] = {}  # data-plot -> [(label, count)]
         self.svgs = 0
-        self.imgs: list[dict[str, str]] = []
+        self.imgs: list[dict[str, str]] = []  # of the sample grid
+        self.dropped_imgs: list[dict[str, str]] = []  # of the dropped clips' cards
+        self.tables: list[tuple[list[str], list[list[str]]]] = []  # (headers, rows of cells)
+        self.cards: list[list[str]] = []  # per dropped clip card: the texts of its <p>s
         self.attrs: list[tuple[str, str, str]] = []  # (tag, attribute, value)
         self.tags: Counter = Counter()
         self.headings: list[str] = []
         self.captions: list[str] = []  # text of p.caption in the frame grid
-        self.placeholders = 0
+        self.placeholders = 0  # of the sample grid
+        self.dropped_placeholders: list[str] = []  # text of the dropped cards' placeholders
+        self._in_dropped_card = False
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self._head_row = False
         self.style = ""
         self._plot: str | None = None
         self._grab: str | None = None
@@ -82,19 +90,47 @@ class Page(HTMLParser):
         elif tag == "rect" and "bar" in classes:
             self.plots[self._plot].append((a["data-label"], float(a["data-count"])))
         elif tag == "img":
-            self.imgs.append(a)
-        elif tag == "div" and "placeholder" in classes:
+            (self.dropped_imgs if self._in_dropped_card else self.imgs).append(a)
+        elif tag == "div" and "placeholder" in classes and not self._in_dropped_card:
             self.placeholders += 1
+        elif tag == "figure" and "dropped" in classes:
+            self._in_dropped_card = True
+            self.cards.append([])
+        elif tag == "table":
+            self.tables.append(([], []))
+        elif tag == "tr":
+            self._row, self._head_row = [], False
+        elif tag in ("td", "th"):
+            self._cell = []
+            self._head_row = self._head_row or tag == "th"
         if tag in ("h2", "style") or (tag == "p" and "caption" in classes):
+            self._grab, self._buf = tag, []
+        elif self._in_dropped_card and tag in ("p", "div"):
             self._grab, self._buf = tag, []
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            headers, rows = self.tables[-1]
+            if self._head_row:
+                headers.extend(self._row)
+            else:
+                rows.append(self._row)
+            self._row = None
+        elif tag == "figure":
+            self._in_dropped_card = False
         if tag == self._grab:
             text = "".join(self._buf)
             if tag == "h2":
                 self.headings.append(text)
             elif tag == "style":
                 self.style += text
+            elif self._in_dropped_card and tag == "div":
+                self.dropped_placeholders.append(text)
+            elif self._in_dropped_card:
+                self.cards[-1].append(text)
             else:
                 self.captions.append(text)
             self._grab = None
@@ -102,6 +138,13 @@ class Page(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._grab:
             self._buf.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def table(self, *headers: str) -> list[list[str]]:
+        """The rows (cell texts) of the one table with these headers."""
+        (rows,) = [r for h, r in self.tables if tuple(h) == headers]
+        return rows
 
     def counts(self, plot: str) -> list[float]:
         return [c for _, c in self.plots[plot]]
@@ -129,16 +172,15 @@ def rich_dir(run_dir, tmp_path_factory) -> Path:
     """A copy of the run with known captions (one of them hostile) and scores injected."""
     out = tmp_path_factory.mktemp("report_rich") / "out"
     shutil.copytree(run_dir, out)
-    rows = pq.read_table(out / "clips.parquet").to_pylist()
-    assert len(rows) == len(WORDS)
-    for i, row in enumerate(rows):
+    clips = read_clips(out / "clips.parquet")
+    assert len(clips) == len(WORDS)
+    for i, clip in enumerate(clips):
         text = EVIL if i == 0 else " ".join(f"word{j}" for j in range(WORDS[i]))
-        row["captions"] = [("coarse", text)] if i == 1 else [("coarse", "a b"), ("fused", text)]
-        scores = dict(row["scores"]) | {"text_overlay": TEXT_OVERLAY[i]}
+        clip.captions = {"coarse": text} if i == 1 else {"coarse": "a b", "fused": text}
+        clip.scores["text_overlay"] = TEXT_OVERLAY[i]
         if i < VICLIP_CLIPS:
-            scores["viclip_sim"] = 0.1 + 0.05 * i
-        row["scores"] = sorted(scores.items())
-    pq.write_table(pa.Table.from_pylist(rows, schema=CLIP_SCHEMA), out / "clips.parquet")
+            clip.scores["viclip_sim"] = 0.1 + 0.05 * i
+    pq.write_table(clips_table(clips), out / "clips.parquet")
     return out
 
 
@@ -173,12 +215,19 @@ def test_plots_are_inline_svg_with_the_known_counts(rich_page, run_dir):
         "fps": [4],
         "failures_reason": [1, 1, 1, 1],
         "failures_stage": [4],
+        # the status trail: the 4 bad inputs failed; the demo's 0.6 s pieces and still shots
+        "video_status": [4, 4],
+        "dropped_rule": [3, 2],
+        "dropped_stage": [3, 2],
     }
     for plot, counts in expected.items():
         assert page.counts(plot) == counts, plot
     assert page.bars("failures_reason") == FAILURES_BY_REASON
     assert page.bars("failures_stage") == {"probe": 4}
     assert page.bars("fps") == {"25 fps": 4}
+    assert page.bars("video_status") == {"ok": 4, "failed": 4}
+    assert page.bars("dropped_rule") == {"still": 3, "clip_too_short": 2}
+    assert page.bars("dropped_stage") == {"motion": 3, "split": 2}
     assert [label for label, _ in page.plots["stage_seconds"]] == [
         s["name"] for s in stats["stages"]
     ]
@@ -262,13 +311,15 @@ def test_missing_inputs_degrade_gracefully(run_dir, tmp_path):
     assert len(page.headings) == len(SECTIONS) and page.svgs == 0
     for name in ("clips.parquet", "videos.parquet", "failures.jsonl", "stats.json", "config.yaml"):
         assert f"{name} is missing" in text, name
+    assert f"dropped.jsonl: {NOT_RECORDED}" in text
+    assert f"which clips were dropped: {NOT_RECORDED}" in text
 
     only_clips = tmp_path / "only_clips"
     only_clips.mkdir()
-    rows = pq.read_table(run_dir / "clips.parquet").to_pylist()
-    for row in rows:
-        row["source"] = str(tmp_path / "gone" / f"{row['video_id']}.mp4")
-    pq.write_table(pa.Table.from_pylist(rows, schema=CLIP_SCHEMA), only_clips / "clips.parquet")
+    clips = read_clips(run_dir / "clips.parquet")
+    for clip in clips:
+        clip.source = str(tmp_path / "gone" / f"{clip.video_id}.mp4")
+    pq.write_table(clips_table(clips), only_clips / "clips.parquet")
     page = Page(write_report(only_clips).read_text(encoding="utf-8"))
     assert page.counts("duration") == DURATION_COUNTS
     assert page.placeholders == 9 and not page.imgs
@@ -331,11 +382,13 @@ def test_a_score_outside_the_table_is_shown(run_dir, tmp_path):
     assert "toy_score" not in score_table()
     out = tmp_path / "out"
     shutil.copytree(run_dir, out)
-    rows = pq.read_table(out / "clips.parquet").to_pylist()
-    assert len(rows) == 9
-    for i, row in enumerate(rows):
-        row["scores"] = sorted((dict(row["scores"]) | {"toy_score": float(i)}).items())
-    pq.write_table(pa.Table.from_pylist(rows, schema=CLIP_SCHEMA), out / "clips.parquet")
+    clips = read_clips(out / "clips.parquet")
+    assert len(clips) == 9
+    for i, clip in enumerate(clips):
+        clip.scores["toy_score"] = float(i)
+    table = clips_table(clips)
+    assert "toy_score" in table.column_names  # a column of its own
+    pq.write_table(table, out / "clips.parquet")
     text = write_report(out).read_text(encoding="utf-8")
     page = Page(text)
     # values 0..8 over the data's range 0..8 in 10 bins (4.0 opens the sixth bin)

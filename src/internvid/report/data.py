@@ -52,19 +52,7 @@ def score_info(name: str) -> ScoreInfo:
     return score_table().get(name, GENERIC_SCORE)
 
 
-CLIP_COLUMNS = (
-    "clip_id",
-    "video_id",
-    "start",
-    "end",
-    "duration",
-    "source",
-    "captions",
-    "scores",
-    "meta",
-    "status",
-    "shard",
-)  # columns of clips.parquet the report reads (frame_captions can be large: not read)
+SKIPPED_COLUMNS = ("frame_captions",)  # columns of clips.parquet the report never reads (large)
 
 
 def score_order(names: list[str]) -> list[str]:
@@ -79,9 +67,10 @@ class RunData:
     """What the report reads from a run folder; a None field comes with a problem text."""
 
     run_dir: Path
-    clips: Any = None  # pyarrow Table of CLIP_COLUMNS, or None
+    clips: Any = None  # flat pyarrow Table of clips.parquet (no SKIPPED_COLUMNS), or None
     videos: Any = None  # pyarrow Table of videos.parquet, or None
-    failures: list[dict[str, Any]] | None = None
+    failures: list[dict[str, Any]] | None = None  # rows of failures.jsonl
+    dropped: list[dict[str, Any]] | None = None  # rows of dropped.jsonl (None: not recorded)
     stats: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     config_text: str | None = None
@@ -96,6 +85,51 @@ def _problem(data: RunData, name: str, e: BaseException | None = None) -> None:
         log.warning("report: %s", data.problems[name])
 
 
+def read_clips(path: Path) -> Any:
+    """clips.parquet as a flat table without SKIPPED_COLUMNS; a legacy file (MAP columns
+    `captions`, `scores`) is converted to the flat columns."""
+    import pyarrow.parquet as pq
+
+    from internvid.io.tables import is_legacy, upgrade_table
+
+    schema = pq.read_schema(path)
+    table = pq.read_table(path, columns=[c for c in schema.names if c not in SKIPPED_COLUMNS])
+    if is_legacy(table.schema):
+        table = upgrade_table(table)
+        table = table.select([c for c in table.column_names if c not in SKIPPED_COLUMNS])
+    return table
+
+
+def _read_jsonl(data: RunData, name: str) -> list[dict[str, Any]] | None:
+    """The JSON object rows of `name` in the run folder; None (with a problem) when absent or
+    unreadable; lines that are not JSON objects are counted as a problem and skipped."""
+    path = data.run_dir / name
+    if not path.is_file():
+        _problem(data, name)
+        return None
+    rows, bad = [], 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    bad += 1
+                    continue
+                if isinstance(row, dict):
+                    rows.append(row)
+                else:
+                    bad += 1
+    except (OSError, UnicodeDecodeError) as e:
+        _problem(data, name, e)
+        return None
+    if bad:
+        data.problems[name] = f"{bad} line(s) of {name} are not JSON objects"
+    return rows
+
+
 def load_run(run_dir: Path) -> RunData:
     """Read every input of the report that exists; note what is missing or broken."""
     import pyarrow as pa
@@ -106,9 +140,8 @@ def load_run(run_dir: Path) -> RunData:
     path = run_dir / "clips.parquet"
     if path.is_file():
         try:
-            names = set(pq.read_schema(path).names)
-            data.clips = pq.read_table(path, columns=[c for c in CLIP_COLUMNS if c in names])
-        except (OSError, pa.ArrowException) as e:
+            data.clips = read_clips(path)
+        except (OSError, ValueError, KeyError, pa.ArrowException) as e:
             _problem(data, path.name, e)
     else:
         _problem(data, path.name)
@@ -120,28 +153,8 @@ def load_run(run_dir: Path) -> RunData:
             _problem(data, path.name, e)
     else:
         _problem(data, path.name)
-    path = run_dir / "failures.jsonl"
-    if path.is_file():
-        try:
-            rows, bad = [], 0
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError:
-                        bad += 1
-                        continue
-                    if isinstance(row, dict):
-                        rows.append(row)
-            data.failures = rows
-            if bad:
-                data.problems[path.name] = f"{bad} line(s) of failures.jsonl are not JSON"
-        except (OSError, UnicodeDecodeError) as e:
-            _problem(data, path.name, e)
-    else:
-        _problem(data, path.name)
+    data.failures = _read_jsonl(data, "failures.jsonl")
+    data.dropped = _read_jsonl(data, "dropped.jsonl")
     path = run_dir / "stats.json"
     if path.is_file():
         try:
@@ -172,45 +185,50 @@ def column_values(table: Any, name: str) -> list[Any]:
     )
 
 
-def map_values(table: Any, column: str) -> dict[str, tuple[Any, Any]]:
-    """A map column as {key: (row indices (numpy), values (pyarrow array))}, vectorised."""
+def caption_columns(table: Any) -> dict[str, Any]:
+    """The caption columns of a flat clips table: {caption name: pyarrow column}."""
+    from internvid.io.tables import caption_column, caption_names
+
+    if table is None:
+        return {}
+    return {name: table.column(caption_column(name)) for name in caption_names(table.schema)}
+
+
+def score_arrays(table: Any) -> dict[str, Any]:
+    """The score columns of a flat clips table with at least one value: {name: float64 numpy
+    array, NaN where the clip has none}."""
     import numpy as np
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if table is None or column not in table.column_names or table.num_rows == 0:
+    from internvid.io.tables import score_names_of
+
+    if table is None:
         return {}
-    arr = table.column(column).combine_chunks()
-    if not isinstance(arr, pa.MapArray):
-        return {}
-    offsets = arr.offsets.to_numpy(zero_copy_only=False)
-    valid = ~arr.is_null().to_numpy(zero_copy_only=False)
-    lo, hi = int(offsets[0]), int(offsets[-1])
-    owner = np.repeat(np.arange(len(arr)), np.diff(offsets))  # row of every map entry
-    keep = valid[owner]  # a null row may still own entries: skip them
-    rows = owner[keep]
-    keys = arr.keys.slice(lo, hi - lo).filter(pa.array(keep))
-    values = arr.items.slice(lo, hi - lo).filter(pa.array(keep))
-    out: dict[str, tuple[Any, Any]] = {}
-    for key in pc.unique(keys).to_pylist():
-        sel = pc.fill_null(pc.equal(keys, key), False)
-        out[key] = (rows[sel.to_numpy(zero_copy_only=False)], values.filter(sel))
+    out = {}
+    for name in score_names_of(table.schema):
+        col = table.column(name)
+        if col.null_count < len(col):
+            out[name] = np.asarray(pc.fill_null(col, float("nan")).to_numpy(), dtype=np.float64)
     return out
 
 
 def main_captions(table: Any) -> list[str | None]:
-    """Per clip, the caption it is counted by: fused > release > coarse (non-empty), else None."""
+    """Per clip, the caption it is counted by (the `caption` column: fused > release > coarse,
+    not blank), else None."""
     n = table.num_rows if table is not None else 0
-    found: list[str | None] = [None] * n
-    by_key = map_values(table, "captions")
-    for kind in reversed(CAPTION_PRIORITY):
-        if kind not in by_key:
-            continue
-        rows, values = by_key[kind]
-        for r, v in zip(rows.tolist(), values.to_pylist(), strict=True):
-            if v and v.strip():
-                found[int(r)] = v
-    return found
+    if not n:
+        return []
+    if "caption" in table.column_names:
+        found = table.column("caption").to_pylist()
+    else:  # a table without the best-caption column: pick it from the caption columns
+        found = [None] * n
+        columns = caption_columns(table)
+        for kind in reversed(CAPTION_PRIORITY):
+            if kind in columns:
+                for i, v in enumerate(columns[kind].to_pylist()):
+                    if v and v.strip():
+                        found[i] = v
+    return [v if v and v.strip() else None for v in found]
 
 
 def word_count(text: str) -> int:

@@ -42,6 +42,8 @@ svg.chart .refmark{stroke:#d62728;stroke-width:2;stroke-dasharray:5 3}
 .card img{display:block;width:100%;height:auto;background:#222}
 .card .caption{margin:6px 0 2px;font-size:13px}
 .card .meta,.card .other{font-size:11px;color:#555;margin:2px 0;overflow-wrap:anywhere}
+.card .rule{margin:6px 0 2px;font-size:13px}.card .values{font-size:12px;margin:2px 0;
+overflow-wrap:anywhere}
 .placeholder{display:flex;align-items:center;justify-content:center;aspect-ratio:4/3;
 background:#e9ebef;color:#666;font-size:12px;text-align:center;padding:8px}
 pre{background:#fff;border:1px solid #d5d9e0;padding:8px;overflow:auto;max-height:400px}

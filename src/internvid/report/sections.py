@@ -8,7 +8,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from internvid.records import CAPTION_PRIORITY, pick_caption
+from internvid.io.tables import caption_column
+from internvid.records import CAPTION_PRIORITY, parse_clip_id
 from internvid.report.bins import (
     INF,
     bucket_counts,
@@ -19,15 +20,16 @@ from internvid.report.bins import (
 from internvid.report.charts import svg_hbars, svg_vbars
 from internvid.report.data import (
     RunData,
+    caption_columns,
     column_values,
     main_captions,
-    map_values,
+    score_arrays,
     score_info,
     score_order,
     word_count,
 )
 from internvid.report.fmt import edge_text, esc, fmt, pct, short
-from internvid.report.thumbs import sample_thumbs
+from internvid.report.thumbs import Thumb, sample_thumbs, source_thumb, video_paths
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ SECTIONS = (
     ("lengths", "Clip duration and caption length"),
     ("scores", "Score distributions"),
     ("videos", "Clips per video and source videos"),
-    ("failures", "Failures"),
+    ("dropped", "Dropped and failed"),
     ("samples", "Sample clips"),
     ("throughput", "Throughput per stage"),
 )
@@ -66,6 +68,10 @@ SHORT_SIDE_BUCKETS = (
 )
 MAX_FAILURE_ROWS = 50  # failures listed one by one
 MAX_MESSAGE = 300  # characters of a failure message shown
+MAX_DROPPED_VIDEO_ROWS = 200  # dropped videos listed one by one
+MAX_DROPPED_THUMBS = 12  # dropped clips shown with a frame
+VIDEO_STATUSES = ("ok", "dropped", "failed")  # videos.parquet's statuses, in the order shown
+NOT_RECORDED = "not recorded by this run (an internvid older than the status trail)"
 
 
 def table(
@@ -121,9 +127,14 @@ def _summary(data: RunData) -> str:
         return "-" if s is None else f"{s / 3600:.3f} h ({fmt(s, 4)} s)"
 
     rows.append(("videos (inputs)", fmt(stats.get("videos"))))
-    rows.append(
-        ("videos probed (videos.parquet)", fmt(videos.num_rows if videos is not None else None))
-    )
+    if videos is not None and "status" in videos.column_names:
+        status = Counter(column_values(videos, "status"))
+        rows.append(("videos (videos.parquet)", fmt(videos.num_rows)))
+        rows += [(f"videos {s}", fmt(status.get(s, 0))) for s in VIDEO_STATUSES]
+    else:
+        rows.append(
+            ("videos probed (videos.parquet)", fmt(videos.num_rows if videos is not None else None))
+        )
     with_clips = len(set(column_values(clips, "video_id"))) if clips is not None else None
     rows.append(
         (
@@ -138,6 +149,8 @@ def _summary(data: RunData) -> str:
         rows.append(("mean clip duration", f"{sum(durations) / len(durations):.2f} s"))
     nfail = len(data.failures) if data.failures is not None else stats.get("failures")
     rows.append(("failures", fmt(nfail)))
+    if data.dropped is not None:
+        rows.append(("dropped by rules (dropped.jsonl)", fmt(len(data.dropped))))
     wall = stats.get("wall_seconds")
     rows.append(("wall time", "-" if wall is None else f"{wall:.1f} s ({wall / 3600:.3f} h)"))
     if "shards" in stats:
@@ -216,9 +229,8 @@ def _lengths(data: RunData) -> str:
             refs=PAPER_CAPTION_SHARES,
         )
         parts.append(figure(svg, cap))
-        by_kind = map_values(clips, "captions")
         rows = []
-        for kind, (_, values) in sorted(by_kind.items()):
+        for kind, values in sorted(caption_columns(clips).items()):
             nonempty = [word_count(v) for v in values.to_pylist() if v and v.strip()]
             if nonempty:
                 rows.append((kind, len(nonempty), f"{sum(nonempty) / len(nonempty):.1f}"))
@@ -236,13 +248,12 @@ def _scores(data: RunData) -> str:
     clips = data.clips
     if clips is None:
         return _section("scores", missing(data.problems.get("clips.parquet", "no clips")))
-    by_key = map_values(clips, "scores")
-    if not by_key:
+    by_name = score_arrays(clips)
+    if not by_name:
         return _section("scores", missing("no scores in clips.parquet"))
     parts = []
-    for name in score_order(list(by_key)):
-        _, values = by_key[name]
-        v = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+    for name in score_order(list(by_name)):
+        v = by_name[name]
         v = v[np.isfinite(v)]
         if not len(v):
             parts.append(missing(f"{name}: no finite values"))
@@ -267,12 +278,17 @@ def _videos(data: RunData) -> str:
     else:
         per = Counter(column_values(clips, "video_id"))
         ids = column_values(videos, "id")
-        for vid in ids:
-            per.setdefault(vid, 0)
+        statuses = column_values(videos, "status") or [None] * len(ids)
+        for vid, status in zip(ids, statuses, strict=True):
+            if status != "failed":  # a failed video was never split into clips
+                per.setdefault(vid, 0)
         if per:
             counts = bucket_counts(list(per.values()), CLIPS_PER_VIDEO_BUCKETS)
             mean = sum(per.values()) / len(per)
-            where = "videos.parquet and clips.parquet" if ids else "clips.parquet only"
+            where = "clips.parquet only"
+            if ids:
+                where = "videos.parquet and clips.parquet"
+                where += ", failed videos left out" if "failed" in statuses else ""
             cap = f"{len(per)} videos ({esc(where)}), mean {mean:.2f} clips per video"
             svg = svg_vbars(
                 "clips_per_video",
@@ -316,16 +332,192 @@ def _videos(data: RunData) -> str:
         parts.append(figure(svg, f"{len(fps)} videos with a known frame rate"))
     else:
         parts.append(missing("no frame rates in videos.parquet"))
-    codecs = Counter(c or "?" for c in column_values(videos, "codec"))
+    probed = [w is not None for w in widths]  # videos.parquet may list unprobed videos
+    codecs = Counter(
+        c or "?" for c, ok in zip(column_values(videos, "codec"), probed, strict=False) if ok
+    )
     if codecs:
         labels, values = top_categories(codecs)
         parts.append(table(("codec", "videos"), list(zip(labels, values, strict=True)), {1}))
     return _section("videos", "".join(parts))
 
 
-def _failures(data: RunData) -> str:
+def _status_counts(data: RunData) -> str:
+    """Videos by status and reason, from videos.parquet's status trail."""
+    videos = data.videos
+    if videos is None:
+        return missing(data.problems.get("videos.parquet", "videos.parquet is missing"))
+    if "status" not in videos.column_names:
+        return missing(
+            f"videos.parquet has no status column: {NOT_RECORDED} (its rows are the probed "
+            "videos only)"
+        )
+    statuses = [str(s or "?") for s in column_values(videos, "status")]
+    reasons = column_values(videos, "reason") or [None] * len(statuses)
+    by_status = Counter(statuses)
+    order = {s: i for i, s in enumerate(VIDEO_STATUSES)}
+    labels = sorted(by_status, key=lambda s: (order.get(s, len(order)), s))
+    svg = svg_hbars(
+        "video_status", labels, [by_status[s] for s in labels], title="Input videos by status"
+    )
+    pairs = Counter(zip(statuses, (str(r) if r else "" for r in reasons), strict=True))
+    rows = sorted(pairs.items(), key=lambda kv: (order.get(kv[0][0], len(order)), -kv[1], kv[0]))
+    return figure(
+        svg,
+        f"{len(statuses)} input videos in videos.parquet: ok gave clips, dropped: a rule "
+        "removed the video or all its clips, failed: an error (see the failed items)",
+    ) + table(("status", "reason", "videos"), [(s, r, n) for (s, r), n in rows], {2})
+
+
+def _is_clip_id(item: str) -> bool:
+    try:
+        parse_clip_id(item)
+    except ValueError:
+        return False
+    return True
+
+
+def stage_reason_rows(data: RunData) -> list[tuple[str, str, str, int, int]]:
+    """(stage, reason, outcome, clips, videos) of dropped.jsonl and failures.jsonl: one row per
+    stage, reason and outcome (dropped / failed), in the run's stage order (input first)."""
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    for d in data.dropped or []:
+        key = (str(d.get("stage") or "?"), str(d.get("rule") or "?"), "dropped")
+        video = d.get("kind") == "video"
+        counts.setdefault(key, [0, 0])[1 if video else 0] += 1
+    for f in data.failures or []:
+        key = (str(f.get("stage") or "?"), str(f.get("reason") or "?"), "failed")
+        clip = _is_clip_id(str(f.get("item") or ""))
+        counts.setdefault(key, [0, 0])[0 if clip else 1] += 1
+    stages = ["input", *(str(st.get("name")) for st in (data.stats or {}).get("stages") or [])]
+    place = {name: i for i, name in enumerate(dict.fromkeys(stages))}
+    rows = [(st, reason, outcome, c, v) for (st, reason, outcome), (c, v) in counts.items()]
+    return sorted(rows, key=lambda r: (place.get(r[0], len(place)), r[0], r[2], -r[3] - r[4], r[1]))
+
+
+def values_text(values: Any) -> str:
+    """A dropped row's measured values as "motion 0.4, threshold 1"."""
+    if not isinstance(values, dict):
+        return "" if values is None else str(values)
+    return ", ".join(
+        f"{k} {fmt(v) if isinstance(v, int | float) and not isinstance(v, bool) else v}"
+        for k, v in values.items()
+    )
+
+
+def _dropped_videos(data: RunData) -> str:
+    """The videos that a rule removed (or all of whose clips rules removed), with the reason."""
+    videos = data.videos
+    per_video = Counter(
+        str(d.get("video_id")) for d in data.dropped or [] if d.get("kind") != "video"
+    )
+    video_rule = {str(d.get("item")): d for d in data.dropped or [] if d.get("kind") == "video"}
+    if videos is not None and "status" in videos.column_names:
+        ids, statuses = column_values(videos, "id"), column_values(videos, "status")
+        reasons = column_values(videos, "reason") or [None] * len(ids)
+        sources = column_values(videos, "source") or [""] * len(ids)
+        durations = column_values(videos, "duration") or [None] * len(ids)
+        rows = [
+            (
+                vid,
+                reason or "",
+                per_video.get(vid, 0),
+                values_text(video_rule[vid].get("values")) if vid in video_rule else "",
+                fmt(dur),
+                src,
+            )
+            for vid, st, reason, dur, src in zip(
+                ids, statuses, reasons, durations, sources, strict=True
+            )
+            if st == "dropped"
+        ]
+        where = "videos.parquet"
+    elif data.dropped is not None:
+        rows = [
+            (
+                vid,
+                str(d.get("rule", "")),
+                per_video.get(vid, 0),
+                values_text(d.get("values")),
+                "-",
+                str(d.get("source", "")),
+            )
+            for vid, d in video_rule.items()
+        ]
+        where = "dropped.jsonl (videos.parquet has no status)"
+    else:
+        return missing(f"which videos were dropped: {NOT_RECORDED}")
+    if not rows:
+        return f"<p>No video was dropped ({esc(where)}).</p>"
+    shown = rows[:MAX_DROPPED_VIDEO_ROWS]
+    more = len(rows) - len(shown)
+    note = f" ({more} more not shown)" if more > 0 else ""
+    return f"<p>{len(rows)} dropped video(s), from {esc(where)}{esc(note)}.</p>" + table(
+        ("video", "reason", "clips dropped", "values", "duration (s)", "source"), shown, {2, 4}
+    )
+
+
+def _dropped_clips(data: RunData, seed: int) -> str:
+    """Middle frames of a seeded sample of the clips rules removed, with the rule and values."""
+    if data.dropped is None:
+        return missing(f"which clips were dropped: {NOT_RECORDED}")
+    clips = [d for d in data.dropped if d.get("kind") != "video"]
+    if not clips:
+        return "<p>No clip was dropped.</p>"
+    k = min(MAX_DROPPED_THUMBS, len(clips))
+    picked = [clips[i] for i in sorted(random.Random(seed).sample(range(len(clips)), k))]
+    paths = video_paths(data.videos)
+    cards = []
+    for d in picked:
+        item = str(d.get("item", ""))
+        start, end = d.get("start"), d.get("end")
+        if isinstance(start, int | float) and isinstance(end, int | float):
+            src = paths.get(str(d.get("video_id"))) or str(d.get("source") or "")
+            thumb = source_thumb(src, float(start), float(end))
+            span = f" · {float(start):.2f}-{float(end):.2f} s"
+        else:
+            thumb, span = Thumb(origin="no clip times in dropped.jsonl"), ""
+        if thumb.uri:
+            img = (
+                f'<img src="{thumb.uri}" width="{thumb.width}" height="{thumb.height}" '
+                f'alt="middle frame of dropped {esc(item)}" title="{esc(thumb.origin)}">'
+            )
+        else:
+            img = f'<div class="placeholder">no frame: {esc(thumb.origin)}</div>'
+        cards.append(
+            f'<figure class="card dropped">{img}<figcaption>'
+            f'<p class="rule"><b>{esc(d.get("rule", ""))}</b> ({esc(d.get("stage", ""))})</p>'
+            f'<p class="values">{esc(values_text(d.get("values")))}</p>'
+            f'<p class="meta">{esc(item)}{esc(span)}</p></figcaption></figure>'
+        )
+    head = (
+        f"<p>{k} of {len(clips)} dropped clips (seed {seed}): the frame at the clip's middle, "
+        "from its source video; the rule that removed it and the values it looked at.</p>"
+    )
+    return head + f'<div class="grid-samples">{"".join(cards)}</div>'
+
+
+def _dropped(data: RunData, seed: int) -> str:
     stats = data.stats or {}
-    parts = []
+    parts = ["<h3>Input videos by status</h3>", _status_counts(data)]
+    parts.append("<h3>By stage and reason</h3>")
+    if data.dropped is None:
+        parts.append(missing(f"dropped.jsonl: {NOT_RECORDED}"))
+    if data.failures is None:
+        parts.append(missing(data.problems.get("failures.jsonl", "failures.jsonl missing")))
+    rows = stage_reason_rows(data)
+    if rows:
+        parts.append(table(("stage", "reason", "outcome", "clips", "videos"), rows, {3, 4}))
+    elif data.dropped is not None and data.failures is not None:
+        parts.append("<p>Nothing was dropped and nothing failed.</p>")
+    if data.dropped:
+        rules = Counter(str(d.get("rule") or "?") for d in data.dropped)
+        labels, values = top_categories(rules)
+        svg = svg_hbars("dropped_rule", labels, values, title="Dropped by rule")
+        parts.append(figure(svg, f"{len(data.dropped)} item(s) in dropped.jsonl"))
+        by_stage = Counter(str(d.get("stage") or "?") for d in data.dropped)
+        labels, values = top_categories(by_stage)
+        parts.append(figure(svg_hbars("dropped_stage", labels, values, title="Dropped by stage")))
     if data.failures is not None:
         reasons = Counter(str(f.get("reason") or "?") for f in data.failures)
         stages = Counter(str(f.get("stage") or "?") for f in data.failures)
@@ -337,22 +529,28 @@ def _failures(data: RunData) -> str:
             for _, n in (st.get("failed") or {}).items():
                 stages[str(st.get("name"))] += int(n)
         source = "stats.json (failures.jsonl missing)"
-        parts.append(missing(data.problems.get("failures.jsonl", "failures.jsonl missing")))
     else:
-        parts.append(missing(data.problems.get("failures.jsonl", "failures.jsonl missing")))
-        return _section("failures", "".join(parts))
-    total = sum(reasons.values())
-    parts.append(f"<p>{total} failed item(s), from {esc(source)}.</p>")
-    if total:
-        labels, values = top_categories(reasons)
-        parts.append(
-            figure(svg_hbars("failures_reason", labels, values, title="Failures by reason"))
-        )
-        if stages:
-            labels, values = top_categories(stages)
-            parts.append(
-                figure(svg_hbars("failures_stage", labels, values, title="Failures by stage"))
-            )
+        reasons, stages, source = Counter(), Counter(), ""
+    if source:
+        total = sum(reasons.values())
+        parts.append(f"<p>{total} failed item(s), from {esc(source)}.</p>")
+        if total:
+            labels, values = top_categories(reasons)
+            svg = svg_hbars("failures_reason", labels, values, title="Failures by reason")
+            parts.append(figure(svg))
+            if stages:
+                labels, values = top_categories(stages)
+                svg = svg_hbars("failures_stage", labels, values, title="Failures by stage")
+                parts.append(figure(svg))
+    if data.dropped is None:  # an older run: the stage counters are all there is
+        counted = [
+            (st.get("name", ""), reason, n)
+            for st in stats.get("stages") or []
+            for reason, n in (st.get("dropped") or {}).items()
+        ]
+        if counted:
+            parts.append("<p>Dropped, as counted by the stages (stats.json):</p>")
+            parts.append(table(("stage", "reason", "items"), counted, {2}))
     if data.failures:
         rows = [
             (
@@ -370,15 +568,11 @@ def _failures(data: RunData) -> str:
             + table(("item", "stage", "reason", "message"), rows)
             + "</details>"
         )
-    dropped = [
-        (st.get("name", ""), reason, n)
-        for st in stats.get("stages") or []
-        for reason, n in (st.get("dropped") or {}).items()
-    ]
-    if dropped:
-        parts.append("<h3>Dropped by the filters (on purpose, not failures)</h3>")
-        parts.append(table(("stage", "reason", "items"), dropped, {2}))
-    return _section("failures", "".join(parts))
+    parts.append("<h3>Dropped videos</h3>")
+    parts.append(_dropped_videos(data))
+    parts.append("<h3>Dropped clips</h3>")
+    parts.append(_dropped_clips(data, seed))
+    return _section("dropped", "".join(parts))
 
 
 def _samples(data: RunData, samples: int, seed: int) -> str:
@@ -392,11 +586,13 @@ def _samples(data: RunData, samples: int, seed: int) -> str:
     idx = sorted(random.Random(seed).sample(range(n), k))
     rows = clips.take(idx).to_pylist()
     thumbs = sample_thumbs(data.run_dir, rows, data.videos)
+    caption_kinds = list(caption_columns(clips))
+    score_names = score_order(list(score_arrays(clips)))
     cards = []
     for row, thumb in zip(rows, thumbs, strict=True):
         clip_id = str(row.get("clip_id"))
-        captions = dict(row.get("captions") or [])
-        main = pick_caption(captions) or ""
+        captions = {k: row[caption_column(k)] for k in caption_kinds if row[caption_column(k)]}
+        main = row.get("caption") or ""
         main = main if main.strip() else ""
         if thumb.uri:
             img = (
@@ -415,8 +611,9 @@ def _samples(data: RunData, samples: int, seed: int) -> str:
             for kind, text in sorted(captions.items())
             if text and text != main
         )
-        scores = dict(row.get("scores") or [])
-        score_text = ", ".join(f"{name} {fmt(scores[name])}" for name in score_order(list(scores)))
+        score_text = ", ".join(
+            f"{name} {fmt(row[name])}" for name in score_names if row.get(name) is not None
+        )
         meta = (
             f"{esc(clip_id)} · {float(row['start']):.2f}-{float(row['end']):.2f} s "
             f"({float(row.get('duration') or 0):.2f} s)"
@@ -491,7 +688,7 @@ def render_sections(data: RunData, samples: int, seed: int) -> list[str]:
         "lengths": lambda: _lengths(data),
         "scores": lambda: _scores(data),
         "videos": lambda: _videos(data),
-        "failures": lambda: _failures(data),
+        "dropped": lambda: _dropped(data, seed),
         "samples": lambda: _samples(data, samples, seed),
         "throughput": lambda: _throughput(data),
     }

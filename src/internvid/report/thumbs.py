@@ -75,7 +75,7 @@ def sample_thumbs(run_dir: Path, rows: list[dict[str, Any]], videos: Any) -> lis
     """Middle frames of `rows`: from the clip mp4 in its shard tar, else from the source video."""
     from internvid.io.shards import shard_name
 
-    paths = dict(zip(column_values(videos, "id"), column_values(videos, "path"), strict=True))
+    paths = video_paths(videos)
     out: list[Thumb] = [Thumb() for _ in rows]
     by_shard: dict[int, list[int]] = {}
     for i, row in enumerate(rows):
@@ -114,14 +114,21 @@ def sample_thumbs(run_dir: Path, rows: list[dict[str, Any]], videos: Any) -> lis
         if out[i].uri:
             continue
         src = paths.get(row.get("video_id")) or row.get("source") or ""
-        middle = (float(row["start"]) + float(row["end"])) / 2
-        if src and Path(src).is_file():
-            thumb = decode_thumb(src, middle, f"source video at {middle:.2f} s")
-            if thumb is not None:
-                out[i] = thumb
-                continue
-            reasons[i] += "; source video does not decode"
-        else:
-            reasons[i] += "; source video not found"
-        out[i] = Thumb(origin=reasons[i])
+        out[i] = source_thumb(src, float(row["start"]), float(row["end"]), reasons[i] + "; ")
     return out
+
+
+def source_thumb(src: str, start: float, end: float, why: str = "") -> Thumb:
+    """The frame at the middle of [start, end) of the source video `src` (a local file), or a
+    Thumb whose origin says why there is none (prefixed by `why`)."""
+    middle = (start + end) / 2
+    if not src or not Path(src).is_file():
+        return Thumb(origin=f"{why}source video not found")
+    thumb = decode_thumb(src, middle, f"source video at {middle:.2f} s")
+    return thumb if thumb is not None else Thumb(origin=f"{why}source video does not decode")
+
+
+def video_paths(videos: Any) -> dict[str, str]:
+    """Video id -> local path of videos.parquet (the downloaded file for a URL source)."""
+    ids, paths = column_values(videos, "id"), column_values(videos, "path")
+    return {i: p for i, p in zip(ids, paths, strict=True) if p} if paths else {}
