@@ -142,23 +142,26 @@ def _produced_videos(clips_path: Path) -> set[str]:
     return {_video_of(str(i)) for i in ids}
 
 
-def run_counts(out_dir: str | os.PathLike, videos: int) -> tuple[int, int]:
-    """(input videos, failed input videos) of the run in `out_dir` whose RunSummary counted
-    `videos` readable inputs: an input line that could not be read (stage "input") is one more
-    input and one failed; a video with a failures.jsonl row that gave no clip is failed (one
-    dropped by a filter, with no failure, is not)."""
-    out_dir = Path(out_dir)
+def run_counts(summary: RunSummary) -> tuple[int, int]:
+    """(input videos, failed input videos) of a run: an input line that could not be read
+    (stage "input" in failures.jsonl) is one more input, and a failed one; a video failed when
+    it gave no clip and it or a clip of it has a failures.jsonl row (the summary's
+    `videos_failed` where it has one); a video a rule dropped on purpose did not fail."""
+    out_dir = Path(summary.out_dir)
     rows = _read_failures(out_dir)
     unreadable = sum(1 for r in rows if r.get("stage") == "input")
-    failed = {_video_of(str(r.get("item", ""))) for r in rows if r.get("stage") != "input"}
-    failed -= _produced_videos(out_dir / "clips.parquet")
-    return videos + unreadable, min(len(failed), videos) + unreadable
+    failed = getattr(summary, "videos_failed", None)
+    if failed is None:
+        videos = {_video_of(str(r.get("item", ""))) for r in rows if r.get("stage") != "input"}
+        videos -= _produced_videos(out_dir / "clips.parquet")
+        failed = min(len(videos), summary.videos) + unreadable
+    return summary.videos + unreadable, failed
 
 
 def run_outcome(summary: RunSummary, max_failure_rate: float | None = None) -> Outcome:
     """The exit code of a run (outcome.py): 0 clips written, 1 none or every input failed, 3
     more failed input videos than `max_failure_rate` (0-1) of the inputs."""
-    inputs, failed = run_counts(summary.out_dir, summary.videos)
+    inputs, failed = run_counts(summary)
     return outcome(summary.clips, inputs, failed, max_failure_rate, "clips")
 
 

@@ -9,6 +9,7 @@ import typer
 
 from internvid.config import DTYPE_ALIASES, DTYPES, apply_overrides, load_config
 from internvid.hub import MODEL_CHOICES as MODELS  # noqa: F401 (the commands import it here)
+from internvid.outcome import EXIT_CODES, EXIT_FAILURE_RATE, EXIT_NOTHING, EXIT_OK, EXIT_USAGE
 from internvid.scores.base import score_names
 
 T = TypeVar("T")
@@ -26,12 +27,22 @@ CONFIG_HELP = (
 )
 DEVICES = ("auto", "cpu", "cuda")  # plus cuda:N
 
+MAX_FAILURE_RATE_HELP = (
+    "Exit with code 3 when more than this fraction (0-1) of the inputs failed, even though "
+    "some work was produced."
+)
+# the exit codes of the commands that produce data (run, score), for their --help
+DATA_EXIT_CODES = (EXIT_OK, EXIT_NOTHING, EXIT_USAGE, EXIT_FAILURE_RATE)
+
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help=CONFIG_HELP)]
 DeviceOption = Annotated[str | None, typer.Option(help=DEVICE_HELP)]
 DtypeOption = Annotated[str | None, typer.Option(help=DTYPE_HELP)]
 ModelsOption = Annotated[str | None, typer.Option(help=MODELS_HELP)]
-CacheDirOption = Annotated[
-    str | None, typer.Option(help="Hugging Face cache folder for the models.")
+CACHE_DIR_HELP = "Hugging Face cache folder for the models."
+CacheDirOption = Annotated[str | None, typer.Option(help=CACHE_DIR_HELP)]
+MaxFailureRateOption = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help=MAX_FAILURE_RATE_HELP, show_default="none: no limit"),
 ]
 ViclipOption = Annotated[
     str | None,
@@ -80,3 +91,8 @@ def score_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def exit_codes_epilog(codes: tuple[int, ...] = DATA_EXIT_CODES) -> str:
+    """The "Exit codes" paragraph of a command's --help, in outcome.EXIT_CODES' words."""
+    return "Exit codes: " + "; ".join(f"{c} {EXIT_CODES[c]}" for c in codes) + "."

@@ -9,19 +9,86 @@ from typing import Annotated
 import typer
 
 from internvid.cli.options import (
+    CACHE_DIR_HELP,
+    CONFIG_HELP,
+    DEVICE_HELP,
+    DTYPE_HELP,
     DTYPES,
+    EXIT_OK,
+    EXIT_USAGE,
     MODELS_HELP,
     SCORE_LIST,
-    CacheDirOption,
-    ConfigOption,
-    DeviceOption,
-    DtypeOption,
+    MaxFailureRateOption,
     check_choice,
     check_device,
+    exit_codes_epilog,
     score_list,
 )
+from internvid.config import RunConfig
+from internvid.hub import OFFICIAL_CLIP, OFFICIAL_VICLIP
 
 log = logging.getLogger("internvid")
+
+# option -> the RunConfig field it sets (its default is the one --help shows)
+OPTION_FIELDS = {
+    "workers": "workers",
+    "executor": "executor",
+    "address": "ray.address",
+    "videos_per_shard": "output.videos_per_shard",
+    "collect": "collect.enabled",
+    "min_clip": "split.min_clip_seconds",
+    "max_clip": "split.max_clip_seconds",
+    "detector": "split.detector",
+    "cut_mode": "cut.mode",
+    "threshold": "split.threshold",
+    "max_height": "cut.max_height",
+    "path_template": "input.path_template",
+    "limit": "input.limit",
+    "models": "caption.models",
+    "coarse_model": "caption.coarse_model",
+    "fine_model": "caption.fine_model",
+    "fusion_model": "caption.fusion_model",
+    "fusion": "caption.fusion",
+    "caption_batch_size": "caption.batch_size",
+    "scores": "score.scores",
+    "viclip": "score.viclip",
+    "clip_model": "score.clip_model",
+    "aesthetic_head": "score.aesthetic_head",
+    "device": "caption.device",
+    "dtype": "caption.dtype",
+    "cache_dir": "caption.cache_dir",
+}
+# what an empty or unset default means, where the value alone would not say
+DEFAULT_MEANS = {
+    "caption.coarse_model": "the preset's",
+    "caption.fine_model": "the preset's",
+    "caption.fusion_model": "the preset's",
+    "caption.fusion": "the preset's",
+    "caption.cache_dir": "HF_HOME's",
+    "score.viclip": OFFICIAL_VICLIP,
+    "score.clip_model": OFFICIAL_CLIP,
+    "ray.address": "start Ray here",
+    "input.limit": "all",
+    "input.path_template": "none",
+    "score.scores": "none",
+}
+
+
+def shown_default(option: str) -> str:
+    """The default --help shows for `option`: its RunConfig field's default value."""
+    field = OPTION_FIELDS[option]
+    if field in DEFAULT_MEANS:
+        return DEFAULT_MEANS[field]
+    value = RunConfig()
+    for key in field.split("."):
+        value = getattr(value, key)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def run(
@@ -39,111 +106,188 @@ def run(
             "--out", "-o", help="Output folder (created; an interrupted run there resumes)."
         ),
     ],
-    config: ConfigOption = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help=CONFIG_HELP, show_default="none")
+    ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", "-w", help="Worker processes (default: config, else 1)."),
+        typer.Option(
+            "--workers",
+            "-w",
+            help="Worker processes of the local executor.",
+            show_default=shown_default("workers"),
+        ),
     ] = None,
     executor: Annotated[
         str | None,
         typer.Option(
+            show_default=shown_default("executor"),
             help="local (worker processes on this machine) or ray (actor pools on a Ray "
-            "cluster, needs the ray extra; see docs/ray.md)."
+            "cluster, needs the ray extra; see docs/ray.md).",
         ),
     ] = None,
     address: Annotated[
         str | None,
         typer.Option(
-            help="Ray executor: the cluster to join (auto, HOST:PORT); default: start Ray here."
+            show_default=shown_default("address"),
+            help="Ray executor: the cluster to join (auto, HOST:PORT).",
         ),
     ] = None,
     videos_per_shard: Annotated[
-        int | None, typer.Option(help="Source videos per work shard and WebDataset tar.")
+        int | None,
+        typer.Option(
+            show_default=shown_default("videos_per_shard"),
+            help="Source videos per work shard and WebDataset tar.",
+        ),
     ] = None,
     collect: Annotated[
         str | None,
         typer.Option(
-            help="Collection rules (10 s-30 min, >= 360p): on, off, or auto (on for URLs and metadata)."
+            show_default=shown_default("collect"),
+            help="Collection rules (10 s-30 min, >= 360p): on, off, or auto (on for URLs and metadata).",
         ),
     ] = None,
     min_clip: Annotated[
-        float | None, typer.Option(help="Drop clips shorter than this many seconds.")
+        float | None,
+        typer.Option(
+            show_default=shown_default("min_clip"),
+            help="Drop clips shorter than this many seconds.",
+        ),
     ] = None,
     max_clip: Annotated[
         float | None,
         typer.Option(
-            help="Split scenes longer than this many seconds into equal pieces (0: never)."
+            show_default=shown_default("max_clip"),
+            help="Split scenes longer than this many seconds into equal pieces (0: never).",
         ),
     ] = None,
     detector: Annotated[
         str | None,
-        typer.Option(help="Shot detector: content (paper), adaptive, transnetv2, stride, none."),
+        typer.Option(
+            show_default=shown_default("detector"),
+            help="Shot detector: content (paper), adaptive, transnetv2, stride, none.",
+        ),
     ] = None,
     cut_mode: Annotated[
         str | None,
-        typer.Option(help="Clip files: exact (re-encode, frame-exact), copy (stream copy), none."),
+        typer.Option(
+            show_default=shown_default("cut_mode"),
+            help="Clip files: exact (re-encode, frame-exact), copy (stream copy), none.",
+        ),
     ] = None,
     threshold: Annotated[
-        float | None, typer.Option(help="ContentDetector threshold (paper: 27).")
+        float | None,
+        typer.Option(
+            show_default=shown_default("threshold"), help="ContentDetector threshold (paper: 27)."
+        ),
     ] = None,
     max_height: Annotated[
-        int | None, typer.Option(help="Scale clips taller than this down (0: keep size).")
+        int | None,
+        typer.Option(
+            show_default=shown_default("max_height"),
+            help="Scale clips taller than this down (0: keep size).",
+        ),
     ] = None,
     path_template: Annotated[
         str | None,
         typer.Option(
-            help="Metadata input: the video of each row, e.g. '/data/{YoutubeID}.mp4' or a URL template."
+            show_default=shown_default("path_template"),
+            help="Metadata input: the video of each row, e.g. '/data/{YoutubeID}.mp4' or a URL template.",
         ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Process only the first N videos.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(show_default=shown_default("limit"), help="Process only the first N videos."),
+    ] = None,
     models: Annotated[
         str | None,
         typer.Option(
+            show_default=shown_default("models"),
             help=f"{MODELS_HELP} For run: the caption preset, auto (the config's), real (= "
-            "paper: BLIP-2 + BLIP + T5), tiny, lite (CPU-friendly) or none; scores follow it."
+            "paper: BLIP-2 + BLIP + T5), tiny, lite (CPU-friendly) or none; scores follow it.",
         ),
     ] = None,
     coarse_model: Annotated[
-        str | None, typer.Option(help="Middle-frame captioner: hub id or local folder.")
+        str | None,
+        typer.Option(
+            show_default=shown_default("coarse_model"),
+            help="Middle-frame captioner: hub id or local folder.",
+        ),
     ] = None,
     fine_model: Annotated[
-        str | None, typer.Option(help="Per-frame (1 fps) captioner: hub id or local folder.")
+        str | None,
+        typer.Option(
+            show_default=shown_default("fine_model"),
+            help="Per-frame (1 fps) captioner: hub id or local folder.",
+        ),
     ] = None,
     fusion_model: Annotated[
-        str | None, typer.Option(help="Caption fusion language model: hub id or local folder.")
+        str | None,
+        typer.Option(
+            show_default=shown_default("fusion_model"),
+            help="Caption fusion language model: hub id or local folder.",
+        ),
     ] = None,
     fusion: Annotated[
         str | None,
-        typer.Option(help="Fusion: seq2seq (T5-style), chat (instruction LM) or none."),
+        typer.Option(
+            show_default=shown_default("fusion"),
+            help="Fusion: seq2seq (T5-style), chat (instruction LM) or none.",
+        ),
     ] = None,
-    device: DeviceOption = None,
-    dtype: DtypeOption = None,
+    device: Annotated[
+        str | None, typer.Option(help=DEVICE_HELP, show_default=shown_default("device"))
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help=DTYPE_HELP, show_default=shown_default("dtype"))
+    ] = None,
     caption_batch_size: Annotated[
-        int | None, typer.Option(help="Images per captioner call.")
+        int | None,
+        typer.Option(
+            show_default=shown_default("caption_batch_size"), help="Images per captioner call."
+        ),
     ] = None,
-    cache_dir: CacheDirOption = None,
+    cache_dir: Annotated[
+        str | None, typer.Option(help=CACHE_DIR_HELP, show_default=shown_default("cache_dir"))
+    ] = None,
     scores: Annotated[
         str | None,
-        typer.Option(help=f"Scores per clip, comma-separated: {SCORE_LIST}."),
+        typer.Option(
+            show_default=shown_default("scores"),
+            help=f"Scores per clip, comma-separated: {SCORE_LIST}.",
+        ),
     ] = None,
     viclip: Annotated[
         str | None,
-        typer.Option(help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE."),
+        typer.Option(
+            show_default=shown_default("viclip"),
+            help="ViCLIP checkpoint: a .pth / .safetensors file or OWNER/REPO/FILE.",
+        ),
     ] = None,
     clip_model: Annotated[
         str | None,
-        typer.Option(help="CLIP for aesthetic and clipscore: hub id or local folder."),
+        typer.Option(
+            show_default=shown_default("clip_model"),
+            help="CLIP for aesthetic and clipscore: hub id or local folder.",
+        ),
     ] = None,
     aesthetic_head: Annotated[
         str | None,
-        typer.Option(help="Aesthetic head: mlp (improved), linear (LAION v1) or a .pth file."),
+        typer.Option(
+            show_default=shown_default("aesthetic_head"),
+            help="Aesthetic head: mlp (improved), linear (LAION v1) or a .pth file.",
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace a different earlier run in the output folder.")
     ] = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    max_failure_rate: MaxFailureRateOption = None,
+    no_progress: Annotated[
+        bool, typer.Option("--no-progress", help="No progress bar.", show_default="off")
+    ] = False,
 ) -> None:
     """Split videos into clips at scene cuts, caption them, and write clips.parquet, internvid.jsonl and WebDataset shards."""
+    from internvid.api import run_outcome
     from internvid.config import RunConfig, apply_overrides
     from internvid.run import RunError
     from internvid.run import run as run_pipeline
@@ -192,9 +336,13 @@ def run(
         summary = run_pipeline(inputs, out, cfg, overwrite=overwrite, progress=not no_progress)
     except (RunError, ValueError) as e:
         log.error("%s", e)
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_USAGE) from e
     print_summary(summary)
+    result = run_outcome(summary, max_failure_rate)
+    if result.code != EXIT_OK:
+        log.error("%s", result.message)
+        raise typer.Exit(result.code)
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(run)
+    app.command(epilog=exit_codes_epilog())(run)

@@ -10,17 +10,21 @@ import typer
 
 from internvid.cli.options import (
     DTYPES,
+    EXIT_OK,
+    EXIT_USAGE,
     MODELS,
     SCORE_LIST,
     CacheDirOption,
     ConfigOption,
     DeviceOption,
     DtypeOption,
+    MaxFailureRateOption,
     ModelsOption,
     ViclipOption,
     check_choice,
     check_device,
     command_config,
+    exit_codes_epilog,
     score_list,
 )
 
@@ -58,9 +62,11 @@ def score(
         int | None, typer.Option(help="Clips per model call (default 32).")
     ] = None,
     cache_dir: CacheDirOption = None,
+    max_failure_rate: MaxFailureRateOption = None,
 ) -> None:
     """Add score columns to a finished run (clips.parquet, internvid.jsonl, shard sidecars).
     A --config file holds the keys of a run's `score:` section."""
+    from internvid.api import score_outcome
     from internvid.config import RunConfig, ScoreConfig
     from internvid.rescore import score_folder
     from internvid.run import RunError
@@ -85,7 +91,7 @@ def score(
         summary = score_folder(out, cfg, cache_dir=cache_dir or "")
     except (RunError, ValueError) as e:
         log.error("%s", e)
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_USAGE) from e
     reasons = ", ".join(f"{k}: {v}" for k, v in summary.failures_by_reason.items()) or "none"
     log.info(
         "%d of %d clips scored (%s) in %.1f s; failures: %d (%s)",
@@ -98,7 +104,11 @@ def score(
     )
     for note in summary.notes:
         log.warning("note: %s", note)
+    result = score_outcome(summary, max_failure_rate)
+    if result.code != EXIT_OK:
+        log.error("%s", result.message)
+        raise typer.Exit(result.code)
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(score)
+    app.command(epilog=exit_codes_epilog())(score)
