@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import html
 import json
+import random
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +24,7 @@ from typer.testing import CliRunner
 
 from internvid.cli.report import register
 from internvid.config import RunConfig
-from internvid.io.tables import clips_table, read_clips
+from internvid.io.tables import BASE_COLUMNS, clip_schema, clips_table, is_legacy, read_clips
 from internvid.report import write_report
 from internvid.report.data import GENERIC_SCORE, score_table
 from internvid.report.sections import MAX_DROPPED_THUMBS, NOT_RECORDED, SECTIONS
@@ -103,9 +105,11 @@ class Page(HTMLParser):
         elif tag in ("td", "th"):
             self._cell = []
             self._head_row = self._head_row or tag == "th"
-        if tag in ("h2", "style") or (tag == "p" and "caption" in classes):
-            self._grab, self._buf = tag, []
-        elif self._in_dropped_card and tag in ("p", "div"):
+        if (
+            tag in ("h2", "style")
+            or (tag == "p" and "caption" in classes)
+            or (self._in_dropped_card and tag in ("p", "div"))
+        ):
             self._grab, self._buf = tag, []
 
     def handle_endtag(self, tag: str) -> None:
@@ -398,6 +402,248 @@ def test_a_score_outside_the_table_is_shown(run_dir, tmp_path):
     assert scores == ["score_motion", "score_frozen", "score_toy_score"]
     assert f"{html.escape(GENERIC_SCORE.description)}: 9 clips, 0 without" in text
     assert len(re.findall(r"toy_score \d", text)) == len(page.imgs) == 9  # every card shows it
+
+
+# videos a test folder adds to the run's, with their status trail: (id, status, reason, duration)
+EXTRA_VIDEOS = [
+    ("gone", "dropped", "still", None),
+    ("short_vid", "dropped", "too_short", 3.0),
+    ("corrupt", "failed", "corrupt", None),
+]
+GONE = "/nonexistent/gone.mp4"  # a source that is not there
+# dropped.jsonl of the test folder (file order)
+DROPPED = [
+    {"item": "demo_a_000010600_000014000", "kind": "clip", "video_id": "demo_a", "stage": "motion",
+     "rule": "still", "values": {"motion": 0.4, "threshold": 1.0}, "start": 10.6, "end": 14.0},
+    {"item": "gone_000001000_000003000", "kind": "clip", "video_id": "gone", "stage": "motion",
+     "rule": "still", "values": {"motion": 0.4, "threshold": 1.0}, "start": 1.0, "end": 3.0,
+     "source": GONE},
+    {"item": "short_vid", "kind": "video", "video_id": "short_vid", "stage": "collect",
+     "rule": "too_short", "values": {"duration": 3.0, "min": 10.0}, "start": None, "end": None,
+     "source": "/nonexistent/short_vid.mp4"},
+    {"item": "demo_d_000005000_000005600", "kind": "clip", "video_id": "demo_d", "stage": "split",
+     "rule": "clip_too_short", "values": {"duration": 0.6, "min": 1.0}, "start": 5.0, "end": 5.6},
+    {"item": "demo_d_000012000_000012400", "kind": "clip", "video_id": "demo_d", "stage": "split",
+     "rule": "clip_too_short", "values": {"duration": 0.4, "min": 1.0}, "start": 12.0,
+     "end": 12.4},
+]  # fmt: skip
+FAILURES = [
+    {"item": "corrupt", "stage": "probe", "reason": "corrupt", "message": "cannot open"},
+    {"item": "demo_b_000000000_000004000", "stage": "caption", "reason": "caption_error",
+     "message": "boom"},
+]  # fmt: skip
+DROPPED_VIDEO_HEAD = ("video", "reason", "clips dropped", "values", "duration (s)", "source")
+TRAIL_COLUMNS = ("status", "reason", "clips")  # the status trail's columns of videos.parquet
+
+
+def _jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _videos_without_trail(path: Path) -> pa.Table:
+    table = pq.read_table(path)
+    return table.drop_columns([c for c in TRAIL_COLUMNS if c in table.column_names])
+
+
+@pytest.fixture(scope="module")
+def trail_dir(run_dir, tmp_path_factory) -> Path:
+    """The run with a status trail the test wrote: videos.parquet (the 4 demo videos ok, 2
+    dropped, 1 failed), DROPPED and FAILURES."""
+    out = tmp_path_factory.mktemp("report_trail") / "out"
+    shutil.copytree(run_dir, out)
+    videos = _videos_without_trail(out / "videos.parquet")
+    rows = [dict(r, status="ok", reason=None, clips=n) for r, n in zip(
+        (r for r in videos.to_pylist() if r["id"].startswith("demo_")), (2, 3, 2, 2), strict=True
+    )]  # fmt: skip
+    for vid, status, reason, duration in EXTRA_VIDEOS:
+        src = GONE if vid == "gone" else f"/nonexistent/{vid}.mp4"
+        rows.append(
+            dict(id=vid, source=src, status=status, reason=reason, clips=0, duration=duration)
+        )
+    schema = videos.schema
+    for name, kind in (("status", pa.string()), ("reason", pa.string()), ("clips", pa.int32())):
+        schema = schema.append(pa.field(name, kind))
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out / "videos.parquet")
+    _jsonl(out / "dropped.jsonl", DROPPED)
+    _jsonl(out / "failures.jsonl", FAILURES)
+    return out
+
+
+def test_dropped_and_failed_counts_rows_and_frames(trail_dir):
+    from internvid.media.frames import frames_at
+    from internvid.report.thumbs import jpeg_uri
+
+    text = write_report(trail_dir).read_text(encoding="utf-8")
+    page = Page(text)
+    assert page.table("status", "reason", "videos") == [
+        ["ok", "", "4"],
+        ["dropped", "still", "1"],
+        ["dropped", "too_short", "1"],
+        ["failed", "corrupt", "1"],
+    ]
+    # in the run's stage order (stats.json), a stage it does not list (caption) after them
+    assert page.table("stage", "reason", "outcome", "clips", "videos") == [
+        ["probe", "corrupt", "failed", "0", "1"],
+        ["collect", "too_short", "dropped", "0", "1"],
+        ["split", "clip_too_short", "dropped", "2", "0"],
+        ["motion", "still", "dropped", "2", "0"],
+        ["caption", "caption_error", "failed", "1", "0"],
+    ]
+    assert page.table(*DROPPED_VIDEO_HEAD) == [
+        ["gone", "still", "1", "", "-", GONE],
+        ["short_vid", "too_short", "0", "duration 3, min 10", "3", "/nonexistent/short_vid.mp4"],
+    ]
+    assert page.bars("video_status") == {"ok": 4, "dropped": 2, "failed": 1}
+    assert page.bars("dropped_rule") == {"clip_too_short": 2, "still": 2, "too_short": 1}
+    assert page.bars("dropped_stage") == {"motion": 2, "split": 2, "collect": 1}
+    assert page.bars("failures_stage") == {"caption": 1, "probe": 1}
+    summary = dict(map(tuple, page.table("", "value")))
+    assert {k: summary[k] for k in ("videos ok", "videos dropped", "videos failed")} == {
+        "videos ok": "4",
+        "videos dropped": "2",
+        "videos failed": "1",
+    }
+    assert summary["dropped by rules (dropped.jsonl)"] == "5" and summary["failures"] == "2"
+    # every dropped clip (4 of them, all under MAX_DROPPED_THUMBS) in file order
+    assert "4 of 4 dropped clips (seed 0)" in text
+    assert page.cards == [
+        ["still (motion)", "motion 0.4, threshold 1", "demo_a_000010600_000014000 · 10.60-14.00 s"],
+        ["still (motion)", "motion 0.4, threshold 1", "gone_000001000_000003000 · 1.00-3.00 s"],
+        ["clip_too_short (split)", "duration 0.6, min 1", "demo_d_000005000_000005600 · 5.00-5.60 s"],
+        ["clip_too_short (split)", "duration 0.4, min 1", "demo_d_000012000_000012400 · 12.00-12.40 s"],
+    ]  # fmt: skip
+    assert page.dropped_placeholders == ["no frame: source video not found"]
+    paths = dict(zip(*pq.read_table(trail_dir / "videos.parquet", columns=["id", "path"])
+                     .to_pydict().values(), strict=True))  # fmt: skip
+    middles = [("demo_a", 12.3), ("demo_d", 5.3), ("demo_d", 12.2)]
+    assert [i["alt"] for i in page.dropped_imgs] == [
+        f"middle frame of dropped {DROPPED[i]['item']}" for i in (0, 3, 4)
+    ]
+    for img, (vid, t) in zip(page.dropped_imgs, middles, strict=True):
+        (rgb,) = frames_at(paths[vid], [t])
+        assert img["src"] == jpeg_uri(rgb)[0], "the frame at the clip's middle, from its source"
+        assert img["title"] == f"source video at {t:.2f} s"
+    assert len(page.imgs) == 9, "the sample grid is unchanged"
+
+
+def test_dropped_clips_are_a_seeded_sample(trail_dir, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(trail_dir, out, ignore=shutil.ignore_patterns("*.tar"))
+    n = 3 * MAX_DROPPED_THUMBS
+    rows = [
+        dict(DROPPED[1], item=f"gone_{i:09d}_{i + 1:09d}", start=float(i), end=i + 1.0)
+        for i in range(n)
+    ]
+    _jsonl(out / "dropped.jsonl", rows)
+
+    def items(seed: int) -> list[str]:
+        page = Page(write_report(out, tmp_path / f"{seed}.html", samples=0, seed=seed).read_text())
+        assert len(page.dropped_placeholders) == MAX_DROPPED_THUMBS and not page.dropped_imgs
+        return [card[-1].split(" · ")[0] for card in page.cards]
+
+    picked = sorted(random.Random(7).sample(range(n), MAX_DROPPED_THUMBS))
+    assert items(7) == [rows[i]["item"] for i in picked]
+    assert items(7) != items(8)
+    assert (
+        f"{MAX_DROPPED_THUMBS} of {n} dropped clips (seed 7)" in (tmp_path / "7.html").read_text()
+    )
+
+
+def test_a_run_without_the_status_trail_says_so(trail_dir, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(trail_dir, out)
+    (out / "dropped.jsonl").unlink()
+    pq.write_table(_videos_without_trail(out / "videos.parquet"), out / "videos.parquet")
+    text = write_report(out).read_text(encoding="utf-8")
+    page = Page(text)
+    assert f"dropped.jsonl: {NOT_RECORDED}" in text
+    assert f"videos.parquet has no status column: {NOT_RECORDED}" in text
+    assert f"which videos were dropped: {NOT_RECORDED}" in text
+    assert f"which clips were dropped: {NOT_RECORDED}" in text
+    assert not page.cards and "video_status" not in page.plots and "dropped_rule" not in page.plots
+    # failures.jsonl is still counted; the stages' own counters stand in for dropped.jsonl
+    assert page.table("stage", "reason", "outcome", "clips", "videos") == [
+        ["probe", "corrupt", "failed", "0", "1"],
+        ["caption", "caption_error", "failed", "1", "0"],
+    ]
+    stats = json.loads((out / "stats.json").read_text())
+    counted = [
+        [st["name"], reason, str(n)]
+        for st in stats["stages"]
+        for reason, n in st["dropped"].items()
+    ]
+    assert counted and page.table("stage", "reason", "items") == counted
+    assert "videos probed (videos.parquet)" in text
+
+
+def test_a_legacy_clips_table_renders_the_same(rich_dir, rich_page, tmp_path):
+    """A clips.parquet of internvid before 0.2 (MAP columns captions and scores) gives the same
+    plots and captions as the flat one."""
+    out = tmp_path / "out"
+    shutil.copytree(rich_dir, out)
+    legacy = pa.schema(
+        [
+            *(f for f in clip_schema() if f.name in BASE_COLUMNS and f.name != "caption"),
+            pa.field("captions", pa.map_(pa.string(), pa.string())),
+            pa.field("scores", pa.map_(pa.string(), pa.float64())),
+        ]
+    )
+    rows = [
+        {
+            **{f.name: getattr(c, f.name) for f in legacy if hasattr(c, f.name)},
+            "duration": c.end - c.start,
+            "meta": json.dumps(c.meta),
+            "captions": sorted(c.captions.items()),
+            "scores": sorted(c.scores.items()),
+        }
+        for c in read_clips(rich_dir / "clips.parquet")
+    ]
+    pq.write_table(pa.Table.from_pylist(rows, schema=legacy), out / "clips.parquet")
+    assert is_legacy(pq.read_schema(out / "clips.parquet"))
+    page = Page(write_report(out).read_text(encoding="utf-8"))
+    _, flat = rich_page
+    assert page.plots == flat.plots and page.captions == flat.captions and EVIL in page.captions
+    assert [i["alt"] for i in page.imgs] == [i["alt"] for i in flat.imgs]
+
+
+@pytest.mark.slow
+def test_a_real_run_reports_its_status_trail(real_videos, tmp_path):
+    """`internvid run` on the real sample videos (tiny models, no clip files), then `internvid
+    report` (both as subprocesses): the section shows the run's own trail, row for row."""
+    out = tmp_path / "out"
+    run_cmd = [sys.executable, "-m", "internvid", "run", str(real_videos), "--out", str(out)]
+    run_cmd += ["--models", "tiny", "--cut-mode", "none", "--no-progress"]
+    proc = subprocess.run(run_cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [sys.executable, "-m", "internvid", "report", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (out / "report.html").read_text(encoding="utf-8")
+    page = Page(text)
+    assert page.headings == [f"{i}. {title}" for i, (_, title) in enumerate(SECTIONS, 1)]
+    assert "this section failed" not in text
+    videos = pq.read_table(out / "videos.parquet").to_pylist()
+    dropped = [json.loads(line) for line in (out / "dropped.jsonl").read_text().splitlines()]
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    statuses = Counter((v["status"], v["reason"] or "") for v in videos)
+    shown = page.table("status", "reason", "videos")
+    assert {(s, r): int(n) for s, r, n in shown} == statuses and len(shown) == len(statuses)
+    by_rule = Counter((d["stage"], d["rule"], "dropped") for d in dropped)
+    by_rule += Counter((f["stage"], f["reason"], "failed") for f in failures)
+    rows = page.table("stage", "reason", "outcome", "clips", "videos")
+    assert {(a, b, c): int(n) + int(m) for a, b, c, n, m in rows} == by_rule
+    assert [r[1] for r in page.table(*DROPPED_VIDEO_HEAD)] == [
+        v["reason"] for v in videos if v["status"] == "dropped"
+    ]
+    clips = [d for d in dropped if d["kind"] == "clip"]
+    assert len(page.cards) == min(len(clips), MAX_DROPPED_THUMBS)
+    assert len(page.dropped_imgs) == len(page.cards), "every source is there: every frame decodes"
+    rules = {f"{d['rule']} ({d['stage']})" for d in clips}
+    assert all(card[0] in rules for card in page.cards)
 
 
 def _browser() -> str | None:
