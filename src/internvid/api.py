@@ -166,8 +166,11 @@ def run_outcome(summary: RunSummary, max_failure_rate: float | None = None) -> O
 
 
 def score_outcome(summary: ScoreSummary, max_failure_rate: float | None = None) -> Outcome:
-    """The exit code of `internvid score`: clips scored against clips whose frames failed."""
-    return outcome(summary.scored, summary.clips, summary.failures, max_failure_rate, "scores")
+    """The exit code of `internvid score`: the run's clips are its inputs, those whose frames
+    could not be read its failures, the others were scored (ScoreSummary.scored counts only
+    the clips whose values changed, 0 when the same scores are computed again)."""
+    scored = max(summary.clips - summary.failures, 0)
+    return outcome(scored, summary.clips, summary.failures, max_failure_rate, "scores")
 
 
 @dataclass
