@@ -136,6 +136,7 @@ def resolve_models(
     """
     found: list[Resolved] = []
     missing: list[str] = []
+    fetchable: list[str] = []  # the missing hub models, as `hf download` arguments
     reachable: bool | None = None
     for name, is_file in [(n, False) for n in names] + [(f, True) for f in files]:
         if name.startswith(TINY_PREFIX):
@@ -174,8 +175,10 @@ def resolve_models(
                 missing.append(str(e))
                 continue
             cached = _cached_file(repo, filename, cache_dir)
+            download = f"{repo} {filename}"
         else:
             cached = _cached(name, cache_dir)
+            download = name
         if cached:
             found.append(Resolved(name, cached if is_file else name, "cached"))
             continue
@@ -185,19 +188,52 @@ def resolve_models(
             found.append(Resolved(name, name, "hub"))
         else:
             missing.append(f"{name} (not in the Hugging Face cache, and the hub is unreachable)")
+            fetchable.append(download)
     if missing:
         raise ModelsUnavailable(
             f"{what} models are missing:\n"
             + "".join(f"  - {m}\n" for m in missing)
-            + "Supply them in one of these ways:\n"
-            "  - download them where the hub is reachable (`hf download NAME`), then point "
-            "HF_HOME or --cache-dir at that cache;\n"
-            "  - give local folders or files instead (--coarse-model, --fine-model, "
-            "--fusion-model, --viclip, --clip-model, --aesthetic-head, or the config's keys);\n"
-            "  - run with --models tiny for an offline smoke run (random weights: the results "
-            "are noise)."
+            + missing_models_hint(what, fetchable)
         )
     return found
+
+
+# the options that name models, of the command whose `what` (resolve_models') is the key; every
+# one of these commands also has --cache-dir and --models
+MODEL_OPTIONS = {
+    "captioning and scoring": ("--coarse-model", "--fine-model", "--fusion-model", "--viclip",
+                               "--clip-model", "--aesthetic-head"),  # internvid run
+    "captioning": ("--coarse-model", "--fine-model", "--fusion-model"),  # run's captioners only
+    "scoring": ("--viclip", "--clip-model", "--aesthetic-head"),  # internvid score
+    "search": ("--viclip",),  # internvid search
+    "eval": ("--model",),  # internvid eval
+}  # fmt: skip
+
+
+def missing_models_hint(what: str, fetchable: list[str]) -> str:
+    """How to supply missing models: the `hf download` line of each hub model in `fetchable`
+    ("REPO" or "REPO FILE"), and only the options the command of `what` has (MODEL_OPTIONS;
+    another `what`, e.g. a call from Python, is told of no option)."""
+    options = MODEL_OPTIONS.get(what)
+    lines = ["Supply them in one of these ways:"]
+    if fetchable:
+        where = "give --cache-dir CACHE" if options else "pass cache_dir=CACHE"
+        lines.append(
+            "  - where the hub is reachable, download them into a cache folder, bring that "
+            f"folder here and {where} (or set HF_HUB_CACHE=CACHE):"
+        )
+        lines += [f"      hf download {ref} --cache-dir CACHE" for ref in fetchable]
+    local = "give local folders or files instead"
+    if options:
+        local += f" ({', '.join(options)}, or the config's keys)"
+    if fetchable:
+        local += "; `hf download REPO [FILE] --local-dir DIR` writes them into DIR"
+    lines.append(f"  - {local};")
+    tiny = "--models tiny" if options else "tiny models (tiny:NAME)"
+    lines.append(
+        f"  - run with {tiny} for an offline smoke run (random weights: the results are noise)."
+    )
+    return "\n".join(lines)
 
 
 def _cached_file(repo_id: str, filename: str, cache_dir: str) -> str | None:

@@ -67,7 +67,19 @@ class MatrixIndex:
         return self.xb[start : start + n].copy()
 
 
+def _faiss_loader_at_debug(record: logging.LogRecord) -> bool:
+    """faiss.loader's INFO lines ("Loading faiss with AVX2 support.") as DEBUG records: shown
+    only when that logger is enabled for DEBUG (-v)."""
+    if record.levelno == logging.INFO:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+    return True
+
+
 def _faiss() -> Any | None:
+    loader = logging.getLogger("faiss.loader")
+    if _faiss_loader_at_debug not in loader.filters:
+        loader.addFilter(_faiss_loader_at_debug)
     try:
         import faiss
     except ImportError:
