@@ -24,16 +24,8 @@ from urllib.parse import unquote, urlsplit
 
 import pyarrow.parquet as pq
 import pytest
-
-from httpserver import Request, _Handler
-from internvid.config import DownloadConfig
-from internvid.download import download_release
-from internvid.download.probe import PROBE_BLOCK
-from internvid.engine import Sample
-from internvid.records import Video, make_clip_id, parse_timecode
-from internvid.stages.download import DownloadStage
-from test_download_command import (  # noqa: F401 (served, server: the fixtures)
-    VIDEOS,
+import test_download_command as base
+from test_download_command import (
     Hook,
     HookServer,
     failures_by_item,
@@ -41,11 +33,20 @@ from test_download_command import (  # noqa: F401 (served, server: the fixtures)
     opts,
     read_jsonl,
     row,
-    served,
-    server,
     shard_members,
     write_meta,
 )
+
+from httpserver import Request
+from internvid.config import DownloadConfig
+from internvid.download import download_release
+from internvid.download.probe import PROBE_BLOCK
+from internvid.engine import Sample
+from internvid.records import Video, make_clip_id, parse_timecode
+from internvid.stages.download import DownloadStage
+
+served = base.served  # the real videos under YouTube-like ids (a fixture)
+server = base.server  # a HookServer serving them, with ranges (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -268,3 +269,199 @@ def test_rows_past_the_end_or_empty_fail_without_fetching_media(
     assert [r.range for r in nasa if r.range is None] == [None]  # the info fetch
     assert all(_CLOSED.match(r.range) for r in nasa if r.range)
     assert len(nasa) <= 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Hanging servers are `timeout`
+
+
+class _OpenEndedStallHandler(base._HookHandler):
+    """Also stalls ffmpeg's reads (open-ended `bytes=N-` ranges) of the paths in `stall_open`;
+    the probe's bounded ranges are answered."""
+
+    def _answer(self, send_body: bool) -> None:
+        path = unquote(urlsplit(self.path).path)
+        owner = self.server.owner  # type: ignore[attr-defined]
+        spec = self.headers.get("Range") or ""
+        if path in owner.stall_open and re.fullmatch(r"bytes=\d+-", spec):
+            with owner.lock:
+                owner.requests.append(Request(self.command, path, spec))
+            owner.stall_release.wait(60)
+            self.close_connection = True
+            return
+        super()._answer(send_body)
+
+
+@pytest.mark.integration
+def test_a_hanging_server_is_a_timeout(server: HookServer, tmp_path: Path) -> None:
+    server.stall_open = {"/vidCount004.mp4"}  # type: ignore[attr-defined]
+    server.stall_release = threading.Event()  # type: ignore[attr-defined]
+    server._httpd.RequestHandlerClass = _OpenEndedStallHandler
+    server.hooks["/vidPool0002.mp4"] = Hook("stall")  # no answer at all: the info times out
+    server.hooks["/vidFade0003.mp4"] = Hook("stall", ranged_only=True)  # the probe times out
+    rows = [
+        row("vidPool0002", "00:00:01.000", "00:00:02.000"),
+        row("vidFade0003", "00:00:01.000", "00:00:02.000"),
+        row("vidCount004", "00:00:00.500", "00:00:01.500"),  # ffmpeg's reads hang
+        row("vidNasa0001", "00:00:02.000", "00:00:03.000"),  # fine
+    ]
+    meta = write_meta(tmp_path / "meta.jsonl", rows)
+    out = tmp_path / "out"
+    try:
+        summary = download_release(
+            meta, out, opts(server, retries=1, socket_timeout=1.0, workers=4)
+        )
+    finally:
+        server.stall_release.set()  # type: ignore[attr-defined]
+    fails = failures_by_item(out)
+    assert {k: (f["reason"], f["transient"], f["attempts"]) for k, f in fails.items()} == {
+        "vidPool0002_000001000_000002000": ("timeout", True, 2),
+        "vidFade0003_000001000_000002000": ("timeout", True, 2),
+        "vidCount004_000000500_000001500": ("timeout", True, 2),
+    }
+    assert "read timeout" in fails["vidCount004_000000500_000001500"]["message"]
+    assert summary.clips == 1 and summary.failures_by_reason == {"timeout": 3}
+    assert leftovers(out) == []
+
+
+@pytest.mark.allow_error_logs
+def test_the_run_stage_calls_a_hanging_server_a_timeout(server: HookServer, tmp_path: Path):
+
+    server.hooks["/vidPool0002.mp4"] = Hook("stall")
+    stage = DownloadStage(DownloadConfig(retries=0, socket_timeout=1.0), tmp_path / "dl")
+    sample = Sample(video=Video(id="hang", source=server.url("vidPool0002.mp4"), meta={}))
+    stats, failures = stage.new_stats(), []
+    assert stage.run_batch([sample], stats, failures) == []
+    assert [(f.item, f.stage, f.reason) for f in failures] == [("hang", "download", "timeout")]
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Nothing left behind: a killed run against a plain mirror, resumed
+
+
+def _cli(meta: Path, out: Path, template: str, log: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
+    cmd = [sys.executable, "-m", "internvid", "download", str(meta), "--out", str(out)]
+    cmd += ["--url-template", template, "--rate", "0", "--backoff", "0.02", "--no-progress"]
+    cmd += list(extra)
+    with open(log, "ab") as f:  # a file, not a pipe: a full pipe would block the child
+        return subprocess.Popen(
+            cmd, env=env, cwd=ROOT, start_new_session=True, stdout=f, stderr=subprocess.STDOUT
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_killed_mid_whole_file_then_resumed_leaves_nothing(
+    mirror: PlainMirror, tmp_path: Path
+) -> None:
+    rows = [*MIRROR_ROWS, row("vidSnow0005", "00:00:01.000", "00:00:02.000", "snow")]
+    meta = write_meta(tmp_path / "meta.jsonl", rows)
+    args = ("--workers", "1", "--rows-per-shard", "2")
+    ref = tmp_path / "ref"
+    assert _cli(meta, ref, mirror.template(), tmp_path / "ref.log", *args).wait(120) == 0
+
+    # killed (SIGKILL, its process group) while vidPool0002's whole file is half sent
+    with mirror.lock:  # unranged GETs of the file so far: the next run's info, then its file
+        seen = sum(1 for r in mirror.requests if r.path == "/vidPool0002.mp4" and not r.range)
+    mirror.stall_whole["/vidPool0002.mp4"] = seen + 2
+    out = tmp_path / "out"
+    proc = _cli(meta, out, mirror.template(), tmp_path / "first.log", *args)
+    assert mirror.stalled.wait(60), (tmp_path / "first.log").read_text()
+    time.sleep(0.3)  # the half it got is on disk
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    mirror.release.set()
+    partial_files = [p.name for p in (out / "_download" / "sources").iterdir()]
+    assert any(n.endswith(".part") for n in partial_files), partial_files
+    assert not (out / "stats.json").exists()
+
+    del mirror.stall_whole["/vidPool0002.mp4"]
+    second = _cli(meta, out, mirror.template(), tmp_path / "second.log", *args)
+    assert second.wait(120) == 0, (tmp_path / "second.log").read_text()
+    assert leftovers(out) == []
+    assert leftovers(ref) == []
+    assert shard_members(out) == shard_members(ref)
+    for name in ("internvid.jsonl", "failures.jsonl"):
+        assert (out / name).read_bytes() == (ref / name).read_bytes()
+    assert pq.read_table(out / "clips.parquet").equals(pq.read_table(ref / "clips.parquet"))
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["clips"] == 5 and stats["reused"] == 2  # shard 0 was committed before the kill
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Exit codes
+
+
+def _exit(meta: Path, out: Path, template: str, log: Path, *extra: str) -> int:
+    return _cli(meta, out, template, log, "--retries", "0", *extra).wait(120)
+
+
+@pytest.mark.integration
+def test_exit_codes_clean_and_all_missing(server: HookServer, tmp_path: Path) -> None:
+    t = server.template()
+    log = tmp_path / "cli.log"
+    good = [row("vidCount004", "00:00:00.500", "00:00:01.500")]
+    missing = [
+        row("missing0001", "00:00:01.000", "00:00:02.000"),
+        row("missing0002", "00:00:01.000", "00:00:02.000"),
+    ]
+    assert _exit(write_meta(tmp_path / "c.jsonl", good), tmp_path / "clean", t, log) == 0
+    assert _exit(write_meta(tmp_path / "m.jsonl", missing), tmp_path / "missing", t, log) == 1
+    assert [f["reason"] for f in read_jsonl(tmp_path / "missing" / "failures.jsonl")] == [
+        "not_found",
+        "not_found",
+    ]
+    assert json.loads((tmp_path / "clean" / "stats.json").read_text())["clips"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_exit_codes_of_failed_and_partial_runs(server: HookServer, tmp_path: Path) -> None:
+    t = server.template()
+    log = tmp_path / "cli.log"
+    good = [
+        row("vidCount004", "00:00:00.500", "00:00:01.500"),
+        row("vidCount004", "00:00:01.000", "00:00:02.000"),
+    ]
+    missing = [
+        row("missing0001", "00:00:01.000", "00:00:02.000"),
+        row("missing0002", "00:00:01.000", "00:00:02.000"),
+    ]
+    failed = [
+        missing[0],
+        row("vidNasa0001", "00:00:30.000", "00:00:31.000"),  # clip_out_of_range
+        row("vidPool0002", "00:00:01.000", "00:00:01.000"),  # empty_range
+        row("vidFade0003", "00:00:02.000", "00:00:01.000"),  # end_before_start (input)
+    ]
+    partial_rows = [good[0], missing[0]]
+
+    def meta(name: str, rows: list[dict]) -> Path:
+        return write_meta(tmp_path / f"{name}.jsonl", rows)
+
+    assert _exit(meta("failed", failed), tmp_path / "failed", t, log) == 1
+    reasons = [f["reason"] for f in read_jsonl(tmp_path / "failed" / "failures.jsonl")]
+    assert reasons == ["not_found", "clip_out_of_range", "empty_range", "end_before_start"]
+    # partial: 1 of 2 rows failed; a rerun of the finished folder answers the same way
+    p, po = meta("partial", partial_rows), tmp_path / "partial"
+    assert _exit(p, po, t, log) == 0
+    assert _exit(p, po, t, log, "--max-failure-rate", "0.5") == 0  # 50 % is not above 50 %
+    assert _exit(p, po, t, log, "--max-failure-rate", "0.25") == 3
+    assert json.loads((po / "stats.json").read_text())["clips"] == 1
+
+
+@pytest.mark.integration
+def test_exit_codes_when_it_cannot_start_or_is_locked(server: HookServer, tmp_path: Path) -> None:
+    t = server.template()
+    log = tmp_path / "cli.log"
+    p = write_meta(tmp_path / "p.jsonl", [row("vidCount004", "00:00:00.500", "00:00:01.500")])
+    po = tmp_path / "locked"
+    po.mkdir()
+    assert _exit(p, tmp_path / "bad1", "http://127.0.0.1/{id}", log) == 2
+    assert _exit(p, tmp_path / "bad2", t, log, "--max-failure-rate", "1.5") == 2
+    assert _exit(tmp_path / "nope.jsonl", tmp_path / "bad3", t, log) == 2
+    assert not (tmp_path / "bad1").exists() and not (tmp_path / "bad2").exists()
+    # another download holds the folder
+    with open(po / ".download.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert _exit(p, po, t, log) == 4
