@@ -10,6 +10,7 @@ import typer
 
 from internvid.cli.options import ConfigOption
 from internvid.config import SubsetConfig
+from internvid.subsets.export import DEFAULT_CLIPS_PER_SHARD
 from internvid.subsets.rules import Draw, fmt_number, rule_names, rules
 from internvid.subsets.sampling import Rng
 from internvid.subsets.source import SCORE_ALIASES, view_score_columns, where_help
@@ -109,6 +110,26 @@ def subset(
     ignore_errors: Annotated[
         bool | None, typer.Option(help="Release input: skip lines DuckDB cannot parse.")
     ] = None,
+    shards: Annotated[
+        bool,
+        typer.Option(
+            "--shards",
+            help="Also export the clips as training data into folder PREFIX/ (a run's subset "
+            "only): shards/NNNNN.tar with each clip's mp4 copied from the run's tars (KEY.json, "
+            "KEY.txt from the subset's rows), sidecars and clips.parquet; resumable.",
+        ),
+    ] = False,
+    export_format: Annotated[
+        Literal["wds", "hf"],
+        typer.Option(
+            "--format",
+            help="Export format (implies --shards): wds = WebDataset tars; hf = "
+            "PREFIX/data/NNNNN.parquet (rows + mp4 bytes) for datasets.load_dataset(PREFIX).",
+        ),
+    ] = "wds",
+    clips_per_shard: Annotated[
+        int, typer.Option(help="Export: clips per tar or parquet file.")
+    ] = DEFAULT_CLIPS_PER_SHARD,
 ) -> None:
     """Rebuild a paper subset (DIV / FLT / Aes / random) or filter clips with SQL."""
     try:
@@ -117,7 +138,9 @@ def subset(
         log.error("internvid subset needs DuckDB: pip install 'internvid[query]'")
         raise typer.Exit(2) from e
     from internvid.config import apply_overrides, load_config
+    from internvid.outcome import outcome
     from internvid.subsets import SubsetError, make_subset
+    from internvid.subsets.export import export_subset, run_folder_of
 
     # not cli.options.command_config: its validate() errors name --config, and a bad flag here
     # stays the logged error it has always been (make_subset checks every option)
@@ -143,7 +166,9 @@ def subset(
         ("ignore_errors",): ignore_errors,
     }
     apply_overrides(cfg, given)
+    export = shards or export_format != "wds"
     try:
+        run_dir = run_folder_of(input_path) if export else None  # before any work
         result = make_subset(input_path, out, cfg)
     except SubsetError as e:
         log.error("%s", e)
@@ -152,6 +177,17 @@ def subset(
         log.error("%s", str(e).strip())
         raise typer.Exit(2) from e
     typer.echo(f"{result.summary()} -> {result.jsonl}, {result.parquet} ({result.rows:,} rows)")
+    if export:
+        try:
+            done = export_subset(run_dir, result.parquet, out, clips_per_shard, export_format)
+        except SubsetError as e:
+            log.error("%s", e)
+            raise typer.Exit(2) from e
+        typer.echo(f"export: {done.summary()} -> {out}")
+        verdict = outcome(done.clips, done.inputs, done.failures, what="clips exported")
+        if verdict.code:
+            log.error("%s", verdict.message)
+            raise typer.Exit(verdict.code)
 
 
 def register(app: typer.Typer) -> None:

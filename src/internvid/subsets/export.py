@@ -12,26 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from internvid.engine.sample import Failure
 from internvid.io.atomic import (
+    atomic_open,
     remove_temp_files,
     temp_name,
     write_json_atomic,
     write_jsonl_atomic,
 )
-from internvid.io.shards import add_member, sample_json, shard_name
-from internvid.io.tables import (
-    clip_to_row,
-    concat_clip_tables,
-    read_clips_table,
-    row_to_clip,
-    write_table_atomic,
-)
-from internvid.records import Clip
 from internvid.subsets.errors import SubsetError
 
+# pyarrow, the tables and the shards are imported where they are used: `internvid --help`
+# (cli/subset.py imports this module for its defaults) stays fast
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from internvid.engine.sample import Failure
+    from internvid.records import Clip
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +104,19 @@ def _cut_mode(run_dir: Path) -> str | None:
     return str(mode) if mode is not None else None
 
 
+def _shard_name(index: int) -> str:
+    from internvid.io.shards import shard_name
+
+    return shard_name(index)
+
+
 def _tar_has_mp4(path: Path) -> bool:
     with tarfile.open(path, "r:") as tar:
         return any(m.name.endswith(".mp4") for m in tar)
 
 
 def _source_tar(run_dir: Path, shard: int) -> Path:
-    return run_dir / "shards" / f"{shard_name(shard)}.tar"
+    return run_dir / "shards" / f"{_shard_name(shard)}.tar"
 
 
 @dataclass
@@ -133,6 +135,8 @@ def _plan(run_dir: Path, rows: pa.Table, clips_per_shard: int) -> _Plan:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+
+    from internvid.engine.sample import Failure
 
     ids = rows.column("clip_id")
     if pc.count_distinct(ids).as_py() != len(ids):
@@ -181,13 +185,13 @@ class _Target:
         write_json_atomic(ident, {"format": self.fmt, **source})
 
     def marker(self, k: int) -> Path:
-        return self.state / f"{shard_name(k)}.done.json"
+        return self.state / f"{_shard_name(k)}.done.json"
 
     def files(self, k: int) -> list[Path]:
         if self.fmt == "wds":
-            base = self.folder / "shards" / shard_name(k)
+            base = self.folder / "shards" / _shard_name(k)
             return [base.with_suffix(".tar"), base.with_suffix(".parquet")]
-        return [self.folder / "data" / f"{shard_name(k)}.parquet"]
+        return [self.folder / "data" / f"{_shard_name(k)}.parquet"]
 
     def done(self, k: int, digest: str) -> dict[str, Any] | None:
         """The marker of shard k when it holds this plan's digest and its files exist."""
@@ -217,6 +221,8 @@ class _Target:
 
 def _shard_clips(plan: _Plan, k: int) -> list[tuple[Clip, int | None]]:
     """The clips of target shard k, as they will be written (shard = k), with their source shard."""
+    from internvid.io.tables import row_to_clip
+
     picked = plan.shards[k]
     rows = plan.rows.take([r for r, _ in picked]).to_pylist()
     out = []
@@ -229,6 +235,8 @@ def _shard_clips(plan: _Plan, k: int) -> list[tuple[Clip, int | None]]:
 
 def _digest(clips: list[tuple[Clip, int | None]], fmt: str, sources: dict[int, int]) -> str:
     """What shard k is made of: its clips' JSON, the format, and the sizes of the source tars."""
+    from internvid.io.shards import sample_json
+
     h = hashlib.sha256(f"{fmt}\n".encode())
     for clip, src in clips:
         h.update(json.dumps(sample_json(clip), ensure_ascii=False, sort_keys=True).encode())
@@ -242,6 +250,8 @@ def _clip_files(
     """(clip, member, stream) for each clip whose KEY.mp4 its source tar holds, in the tar's order;
     one pass over each source tar (data skipped by seeking, the scan stops once all are found).
     Clips without a file become failures."""
+    from internvid.engine.sample import Failure
+
     groups: dict[int | None, dict[str, Clip]] = {}
     for clip, src in clips:
         groups.setdefault(src, {})[clip.clip_id] = clip
@@ -302,6 +312,9 @@ def _write_wds(
     """shards/NNNNN.tar (members in the run's order) and its sidecar, each under a temp name."""
     import pyarrow as pa
 
+    from internvid.io.shards import add_member, sample_json
+    from internvid.io.tables import clip_to_row, write_table_atomic
+
     tar_path, sidecar = target.files(k)
     tar_path.parent.mkdir(parents=True, exist_ok=True)
     failures: list[Failure] = []
@@ -342,6 +355,8 @@ def _write_hf(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from internvid.io.tables import clip_to_row
+
     (path,) = target.files(k)
     path.parent.mkdir(parents=True, exist_ok=True)
     if clip_files:
@@ -376,6 +391,9 @@ def _finish(
     target: _Target, done: dict[int, dict[str, Any]], plan: _Plan, clip_files: bool
 ) -> list[Failure]:
     """clips.parquet (wds), README.md (hf) and failures.jsonl, from the finished shards."""
+    from internvid.engine.sample import Failure
+    from internvid.io.tables import concat_clip_tables, read_clips_table, write_table_atomic
+
     failures = list(plan.failures)
     for k in sorted(done):
         failures += [Failure(**f) for f in done[k]["failures"]]
@@ -385,8 +403,6 @@ def _finish(
         write_table_atomic(concat_clip_tables(tables), target.folder / "clips.parquet")
     else:
         video = f", and `{VIDEO_COLUMN}`: the clip file's bytes (binary)" if clip_files else ""
-        from internvid.io.atomic import atomic_open
-
         with atomic_open(target.folder / "README.md") as f:
             f.write(HF_README.format(video=video))
     write_jsonl_atomic(target.folder / "failures.jsonl", [f.to_json() for f in failures])
@@ -412,6 +428,8 @@ def export_subset(
     kill keeps the finished shards and writes the same bytes. Rows that cannot be exported (not
     in the run, no clip file) go to `target/failures.jsonl`.
     """
+    from internvid.io.tables import read_clips_table
+
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
     if clips_per_shard < 1:
@@ -468,7 +486,7 @@ def export_subset(
             "failures": [f.to_json() for f in failures],
         }
         write_json_atomic(tgt.marker(k), done[k])
-        log.info("shard %s: %d clips", shard_name(k), n)
+        log.info("shard %s: %d clips", _shard_name(k), n)
     failures = _finish(tgt, done, plan, clip_files)
     result = ExportResult(
         target=out,
