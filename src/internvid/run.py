@@ -34,9 +34,11 @@ from internvid.io.tables import (
     concat_clip_tables,
     read_clips_table,
     row_to_clip,
+    video_to_row,
     write_table_atomic,
 )
 from internvid.log import CountingProgress
+from internvid.records import parse_clip_id
 from internvid.sink import SCRATCH, ShardSink
 from internvid.stages.caption import CaptionStage, FuseStage
 from internvid.stages.collect import CollectFilter
@@ -118,11 +120,15 @@ class RunSummary:
     out_dir: str  # output folder
     videos: int  # input videos (after reading the inputs)
     videos_ok: int  # videos that gave at least one clip
+    videos_dropped: int  # videos a rule removed, or all of whose clips rules removed
+    videos_failed: int  # videos that failed (see failures.jsonl), incl. unreadable input rows
     clips: int  # clips written
     clip_seconds: float  # total length of the clips written
     video_seconds: float  # total length of the videos that passed probing
     failures: int  # rows in failures.jsonl
     failures_by_reason: dict[str, int]  # reason -> count
+    dropped: int  # rows in dropped.jsonl (clips and videos rules removed on purpose)
+    dropped_by_rule: dict[str, int]  # rule -> rows
     shards: int  # work shards in the run
     shards_resumed: int  # shards finished by an earlier, interrupted invocation
     wall_seconds: float  # this invocation's wall time
@@ -241,7 +247,7 @@ def run(
         out_dir,
         results,
         found.failures,
-        len(samples),
+        samples,
         len(resumed),
         time.perf_counter() - t0,
         notes,
@@ -259,16 +265,73 @@ def make_executor(cfg: RunConfig) -> Any:
     return LocalExecutor(cfg.workers)
 
 
+def video_status(
+    samples: list[Sample],
+    results: list[ShardResult],
+    input_failures: list,
+    clips_per_video: Counter,
+) -> list[dict[str, Any]]:
+    """A `videos.parquet` row for every input: its latest facts (the sink's, else the probe's,
+    else the input's), `status` (ok / dropped / failed), `reason` and `clips` kept.
+
+    A video is ok when it kept a clip; else failed when it or one of its clips failed (the
+    most frequent reason); else dropped by the most frequent rule that removed its clips, or
+    the rule that removed it (a clip's rule says more than the video's `no_clips`)."""
+    rows = {s.id: video_to_row(s.video) for s in samples}
+    for r in results:
+        rows.update((v["id"], v) for v in r.probed)
+    for r in results:
+        rows.update((v["id"], v) for v in r.summary.get("videos", []))
+    failed_video: dict[str, str] = {}
+    failed_clips: dict[str, Counter] = {}
+    for f in [*input_failures, *(f for r in results for f in r.failures)]:
+        if f.item in rows or f.stage == "input":
+            failed_video.setdefault(f.item, f.reason)
+            if f.item not in rows:  # an unreadable input row: no video to speak of
+                rows[f.item] = {"id": f.item, "source": f.source}
+        else:
+            try:
+                vid = parse_clip_id(f.item)[0]
+            except ValueError:
+                continue
+            failed_clips.setdefault(vid, Counter())[f.reason] += 1
+    dropped_video: dict[str, str] = {}
+    dropped_clips: dict[str, Counter] = {}
+    for d in (d for r in results for d in r.dropped):
+        if d.kind == "video":
+            dropped_video.setdefault(d.video_id, d.rule)
+        else:
+            dropped_clips.setdefault(d.video_id, Counter())[d.rule] += 1
+    out = []
+    for vid, row in rows.items():
+        kept = clips_per_video.get(vid, 0)
+        if kept:
+            status, reason = "ok", None
+        elif vid in failed_video:
+            status, reason = "failed", failed_video[vid]
+        elif vid in failed_clips:
+            status, reason = "failed", failed_clips[vid].most_common(1)[0][0]
+        elif vid in dropped_clips:
+            status, reason = "dropped", dropped_clips[vid].most_common(1)[0][0]
+        elif vid in dropped_video:
+            status, reason = "dropped", dropped_video[vid]
+        else:  # a stage let it pass without clips and said nothing: never silently
+            status, reason = "failed", "no_output"
+        out.append({**row, "status": status, "reason": reason, "clips": kept})
+    return out
+
+
 def finalize(
     out_dir: Path,
     results: list[ShardResult],
     input_failures: list,
-    videos: int,
+    samples: list[Sample],
     resumed: int,
     wall: float,
     notes: list[str] | None = None,
 ) -> RunSummary:
-    """Merge the shards' outputs into the run's tables (each written atomically)."""
+    """Merge the shards' outputs into the run's tables (each written atomically): clips,
+    videos (every input, with its status), the release jsonl, failures and drops, stats."""
     shard_dir = out_dir / "shards"
     clips_table = concat_clip_tables(
         [
@@ -278,22 +341,25 @@ def finalize(
         ]
     )
     write_table_atomic(clips_table, out_dir / "clips.parquet")
-    video_rows = [v for r in results for v in r.summary.get("videos", [])]
-    write_table_atomic(
-        pa.Table.from_pylist(video_rows, schema=VIDEO_SCHEMA), out_dir / "videos.parquet"
-    )
-    clip_seconds, clip_videos = 0.0, set()
+    clip_seconds, clip_videos = 0.0, Counter()
     with ReleaseWriter(out_dir / "internvid.jsonl") as w:
         for batch in clips_table.to_batches():
             for row in batch.to_pylist():
                 clip = row_to_clip(row)
                 clip_seconds += clip.duration
-                clip_videos.add(clip.video_id)
+                clip_videos[clip.video_id] += 1
                 w.write(row_from_clip(clip))
+    video_rows = video_status(samples, results, input_failures, clip_videos)
+    write_table_atomic(
+        pa.Table.from_pylist(video_rows, schema=VIDEO_SCHEMA), out_dir / "videos.parquet"
+    )
 
     failures = [f.to_json() for f in input_failures]
     failures += [f.to_json() for r in results for f in r.failures]
     write_jsonl_atomic(out_dir / "failures.jsonl", failures)
+    dropped = [d.to_json() for r in results for d in r.dropped]
+    write_jsonl_atomic(out_dir / "dropped.jsonl", dropped)
+    status = Counter(v["status"] for v in video_rows)
 
     stages: dict[str, StageStats] = {}
     for r in results:
@@ -301,13 +367,17 @@ def finalize(
             stages.setdefault(name, StageStats(name, st.unit)).merge(st)
     summary = RunSummary(
         out_dir=str(out_dir),
-        videos=videos,
+        videos=len(samples),
         videos_ok=len(clip_videos),
+        videos_dropped=status["dropped"],
+        videos_failed=status["failed"],
         clips=clips_table.num_rows,
         clip_seconds=round(clip_seconds, 3),
         video_seconds=round(sum(v.get("duration") or 0.0 for v in video_rows), 3),
         failures=len(failures),
         failures_by_reason=dict(sorted(Counter(f["reason"] for f in failures).items())),
+        dropped=len(dropped),
+        dropped_by_rule=dict(sorted(Counter(d["rule"] for d in dropped).items())),
         shards=len(results),
         shards_resumed=resumed,
         wall_seconds=round(wall, 3),

@@ -43,7 +43,7 @@ class ShardSink:
             if (
                 not self.keep_downloads
                 and s.video.path
-                and Path(s.video.path).parent == self.downloads
+                and Path(s.video.path).resolve().parent == self.downloads.resolve()
             ):
                 Path(s.video.path).unlink(missing_ok=True)
         return {

@@ -75,9 +75,19 @@ def test_clips_match_known_cuts(mixed_run):
         assert c.clip_id.startswith(c.video_id + "_")
     assert pq.read_schema(out / "clips.parquet").remove_metadata() == CLIP_SCHEMA
     assert pq.read_schema(out / "videos.parquet").remove_metadata() == VIDEO_SCHEMA
-    videos = pq.read_table(out / "videos.parquet").to_pylist()
-    assert sorted(v["id"] for v in videos) == sorted(EXPECTED_CLIPS)
-    assert all(v["has_audio"] and v["codec"] == "h264" and v["fps"] == 25.0 for v in videos)
+    videos = {v["id"]: v for v in pq.read_table(out / "videos.parquet").to_pylist()}
+    # every input has a row: the demo videos ok with their clips, the bad files failed
+    assert {k: (v["status"], v["reason"], v["clips"]) for k, v in videos.items()} == {
+        **{k: ("ok", None, len(v)) for k, v in EXPECTED_CLIPS.items()},
+        "audio_only": ("failed", "no_video_stream", 0),
+        "corrupt": ("failed", "corrupt", 0),
+        "empty": ("failed", "empty_file", 0),
+        "notes": ("failed", "not_a_video", 0),
+    }
+    ok = [v for v in videos.values() if v["status"] == "ok"]
+    assert all(v["has_audio"] and v["codec"] == "h264" and v["fps"] == 25.0 for v in ok)
+    assert all(v["codec"] is None for v in videos.values() if v["status"] == "failed")
+    assert summary.videos_failed == 4 and summary.videos_dropped == 0
 
 
 def test_each_bad_file_is_one_failure_with_a_reason(mixed_run):

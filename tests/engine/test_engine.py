@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from internvid.engine import Pipeline, PipelineError, Sample
+from internvid.engine import Dropped, Failure, Pipeline, PipelineError, Sample
 from internvid.engine.local import LocalExecutor
 from internvid.engine.shard import load_marker, marker_path
 from internvid.records import Video
@@ -35,9 +35,14 @@ def test_failures_are_isolated_and_counted():
         samples({"n": 2}, {"fail": True}, {"n": 3}, {"explode": True}, {"n": 4}), stats, failures
     )
     assert [s.id for s in out] == ["v0", "v4"]
+    trail, failures = failures, [f for f in failures if isinstance(f, Failure)]
     assert [(f.item, f.stage, f.reason) for f in failures] == [
         ("v1", "make_clips", "broken"),
         ("v3", "make_clips", "error"),
+    ]
+    drops = [d for d in trail if isinstance(d, Dropped)]  # the filter's verdict, one row
+    assert [(d.item, d.kind, d.stage, d.rule) for d in drops] == [
+        ("v2", "video", "keep_even", "odd_clips")
     ]
     assert "KeyError" in failures[1].message and failures[0].source == "/x/v1.mp4"
     mk, ke = stats["make_clips"], stats["keep_even"]

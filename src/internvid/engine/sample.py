@@ -1,4 +1,5 @@
-"""What flows between stages: one source video, its clips, and in-memory payloads; and failures."""
+"""What flows between stages: one source video, its clips, in-memory payloads; the trail of
+failures, drops and probes stages leave behind."""
 
 from __future__ import annotations
 
@@ -44,3 +45,33 @@ class Failure:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Dropped:
+    """One row of `dropped.jsonl`: a clip or video a rule removed on purpose, and the values
+    the rule looked at."""
+
+    item: str  # clip id (kind "clip") or video id (kind "video")
+    kind: str  # "clip" or "video"
+    video_id: str  # the source video
+    stage: str  # name of the stage whose rule removed it
+    rule: str  # short slug: still, chaotic, clip_too_short, no_clips, too_short, too_long...
+    values: dict[str, Any] = field(default_factory=dict)  # measured values and thresholds
+    start: float | None = None  # clip start in seconds (None for a video)
+    end: float | None = None  # clip end in seconds, exclusive (None for a video)
+    source: str = ""  # the path or URL the video came from
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Probed:
+    """A video's probe facts, noted when probing succeeds: every probed video gets its row in
+    `videos.parquet`, whatever happens to it later."""
+
+    row: dict[str, Any]  # io.tables.video_to_row of the probed Video
+
+
+Trail = list  # of Failure | Dropped | Probed, in the order stages recorded them

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from internvid.engine.pipeline import Pipeline
-from internvid.engine.sample import Failure, Sample
+from internvid.engine.sample import Dropped, Failure, Probed, Sample
 from internvid.engine.stage import StageStats
 from internvid.io.atomic import write_json_atomic
 
@@ -39,6 +39,8 @@ class ShardResult:
     failures: list[Failure]  # items that failed in this shard
     summary: dict[str, Any] = field(default_factory=dict)  # the sink's summary (clips written...)
     seconds: float = 0.0  # wall time of the shard
+    dropped: list[Dropped] = field(default_factory=list)  # clips and videos rules removed
+    probed: list[dict[str, Any]] = field(default_factory=list)  # videos.parquet rows, as probed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,8 @@ class ShardResult:
             "seconds": round(self.seconds, 3),
             "stats": [s.to_json() for s in self.stats.values()],
             "failures": [f.to_json() for f in self.failures],
+            "dropped": [d.to_json() for d in self.dropped],
+            "probed": self.probed,
             "summary": self.summary,
         }
 
@@ -60,6 +64,8 @@ class ShardResult:
             failures=[Failure(**f) for f in d["failures"]],
             summary=d["summary"],
             seconds=d["seconds"],
+            dropped=[Dropped(**x) for x in d.get("dropped", [])],  # markers before 0.2 lack them
+            probed=d.get("probed", []),
         )
 
 
@@ -131,9 +137,19 @@ def commit_shard(
     work_dir: str | Path,
     t0: float,
 ) -> ShardResult:
-    """Write the shard's outputs, then its marker (after this the shard is never redone)."""
+    """Write the shard's outputs, then its marker (after this the shard is never redone).
+    `failures` is the stages' trail: Failure, Dropped and Probed records."""
     summary = sink.write_shard(index, out)
-    result = ShardResult(index, videos, stats, failures, summary, time.perf_counter() - t0)
+    result = ShardResult(
+        index,
+        videos,
+        stats,
+        [f for f in failures if isinstance(f, Failure)],
+        summary,
+        time.perf_counter() - t0,
+        dropped=[d for d in failures if isinstance(d, Dropped)],
+        probed=[p.row for p in failures if isinstance(p, Probed)],
+    )
     write_json_atomic(marker_path(work_dir, index), result.to_json())
     return result
 

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from internvid.engine.sample import Failure, Sample
+from internvid.engine.sample import Dropped, Failure, Probed, Sample
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +87,49 @@ class StageStats:
 class Context:
     """Handed to `Stage.process`: where a stage records drops and failures of its items."""
 
-    def __init__(self, stage: Stage, stats: StageStats, failures: list[Failure]):
+    def __init__(self, stage: Stage, stats: StageStats, failures: list):
         self.stage = stage
         self.stats = stats
-        self.failures = failures
+        self.failures = failures  # the shard's trail: Failure, Dropped and Probed records
 
-    def drop(self, reason: str, count: int = 1) -> None:
-        """Count `count` items removed on purpose (a filter said no)."""
+    def drop(
+        self,
+        reason: str,
+        count: int = 1,
+        sample: Sample | None = None,
+        clip: Any = None,
+        values: dict[str, Any] | None = None,
+        span: tuple[float, float] | None = None,
+        item: str | None = None,
+    ) -> None:
+        """Count `count` items removed on purpose (a filter said no). With `sample`, also note
+        one `dropped.jsonl` row: of `clip` (a Clip), of the piece `item` at `span` (start, end
+        seconds), or of the whole video; `values` are what the rule looked at."""
         self.stats.dropped[reason] += count
+        if sample is None:
+            return
+        if clip is not None:
+            item, span = clip.clip_id, (clip.start, clip.end)
+        kind = "clip" if item is not None else "video"
+        self.failures.append(
+            Dropped(
+                item=item or sample.id,
+                kind=kind,
+                video_id=sample.id,
+                stage=self.stage.name,
+                rule=reason,
+                values=dict(values or {}),
+                start=None if span is None else round(span[0], 6),
+                end=None if span is None else round(span[1], 6),
+                source=sample.video.source,
+            )
+        )
+
+    def probed(self, sample: Sample) -> None:
+        """Note the sample's probe facts for its `videos.parquet` row."""
+        from internvid.io.tables import video_to_row
+
+        self.failures.append(Probed(video_to_row(sample.video)))
 
     def fail(self, sample: Sample, reason: str, message: str, item: str | None = None) -> None:
         """Record a failed item (the whole video, or one clip of it when `item` is a clip id)."""
@@ -187,15 +222,19 @@ class Stage:
 
 
 class Filter(Stage):
-    """A stage that keeps or drops whole samples: `keep()` answers True, False or (False, reason)."""
+    """A stage that keeps or drops whole samples: `keep()` answers True, False or (False, rule[, values])."""
 
-    def keep(self, sample: Sample) -> bool | tuple[bool, str]:
+    def keep(self, sample: Sample) -> bool | tuple[bool, str] | tuple[bool, str, dict[str, Any]]:
+        """True to keep; (False, rule) or (False, rule, values looked at) to drop."""
         raise NotImplementedError
 
     def process_one(self, sample: Sample, ctx: Context) -> Sample | None:
         verdict = self.keep(sample)
-        ok, reason = verdict if isinstance(verdict, tuple) else (verdict, self.name)
+        if isinstance(verdict, tuple):
+            ok, reason, values = verdict[0], verdict[1], verdict[2] if len(verdict) > 2 else {}
+        else:
+            ok, reason, values = verdict, self.name, {}
         if ok:
             return sample
-        ctx.drop(reason)
+        ctx.drop(reason, sample=sample, values=values)
         return None

@@ -108,11 +108,14 @@ def is_legacy(schema: pa.Schema) -> bool:
     return "captions" in schema.names and pa.types.is_map(schema.field("captions").type)
 
 
-# One row per source video that passed probing.
+# One row per input video, whatever became of it (probe columns null when never probed).
 VIDEO_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        pa.field("status", pa.string()),  # ok (kept clips) / dropped (by a rule) / failed
+        pa.field("reason", pa.string()),  # null when ok: the rule or failure slug
+        pa.field("clips", pa.int32()),  # clips kept in clips.parquet
         pa.field("path", pa.string()),
         pa.field("duration", pa.float64()),
         pa.field("fps", pa.float64()),

@@ -131,6 +131,8 @@ class PassResult:
     clips: list[PassClip]  # kept clips, in order
     dropped: int  # pieces shorter than the minimum clip length
     peak_buffered: int  # most frames held at once for frame needs (memory bound check)
+    # the dropped pieces as [start, end) frame ranges, in order
+    short_pieces: list[tuple[int, int]] = field(default_factory=list)
 
 
 def detect_size(width: int, height: int) -> tuple[int, int]:
@@ -503,6 +505,7 @@ class _PassState:
         self.clips: list[PassClip] = []
         self.scenes: list[tuple[int, int]] = []
         self.dropped = 0
+        self.short_pieces: list[tuple[int, int]] = []  # [start, end) of the dropped pieces
         self.peak = 0
 
     def frame_of(self, cut: FrameTimecode) -> int:
@@ -573,6 +576,7 @@ class _PassState:
             self.clips.append(clip)
         else:
             self.dropped += 1
+            self.short_pieces.append((start, end))
         for k in [k for k in self.buffer if k < end]:
             del self.buffer[k]
         for k in [k for k in self.diffs if k <= end]:  # the diff across a boundary is not motion
@@ -602,4 +606,5 @@ class _PassState:
             clips=self.clips,
             dropped=self.dropped,
             peak_buffered=self.peak,
+            short_pieces=list(self.short_pieces),
         )

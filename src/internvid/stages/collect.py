@@ -30,14 +30,15 @@ class CollectFilter(Filter):
             return sample.video.meta.get("origin") in ("url", "metadata")
         return self.cfg.enabled == "on"
 
-    def keep(self, sample: Sample) -> bool | tuple[bool, str]:
+    def keep(self, sample: Sample) -> bool | tuple[bool, str, dict]:
         if not self.applies_to(sample):
             return True
-        v = sample.video
-        if v.duration < self.cfg.min_duration:
-            return False, "too_short"
-        if v.duration > self.cfg.max_duration:
-            return False, "too_long"
-        if min(display_size(v.width, v.height, v.rotation)) < self.cfg.min_height:
-            return False, "low_resolution"
+        v, c = sample.video, self.cfg
+        if v.duration < c.min_duration:
+            return False, "too_short", {"duration": v.duration, "min_duration": c.min_duration}
+        if v.duration > c.max_duration:
+            return False, "too_long", {"duration": v.duration, "max_duration": c.max_duration}
+        shown = min(display_size(v.width, v.height, v.rotation))
+        if shown < c.min_height:
+            return False, "low_resolution", {"height": shown, "min_height": c.min_height}
         return True

@@ -28,6 +28,15 @@ class MotionFilter(Stage):
             return "chaotic"
         return None
 
+    def values(self, scores: dict[str, float]) -> dict[str, float | None]:
+        """What the rules look at, and their thresholds (a dropped.jsonl row's values)."""
+        return {
+            "frozen": scores.get("frozen"),
+            "max_frozen": self.cfg.max_frozen,
+            "motion": scores.get("motion"),
+            "max_motion": self.cfg.max_motion,
+        }
+
     def process_one(self, sample: Sample, ctx: Context) -> Sample | None:
         if not self.cfg.enabled:
             return sample
@@ -38,7 +47,7 @@ class MotionFilter(Stage):
             if reason is None:
                 keep.append(clip)
             else:
-                ctx.drop(reason)
+                ctx.drop(reason, sample=sample, clip=clip, values=self.values(clip.scores))
                 frames.pop(clip.clip_id, None)
         sample.clips = keep
         return sample if keep else None

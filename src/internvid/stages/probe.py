@@ -21,4 +21,5 @@ class ProbeStage(Stage):
         video.duration, video.fps, video.num_frames = r.duration, r.fps, r.num_frames
         video.width, video.height, video.codec = r.width, r.height, r.codec
         video.has_audio, video.rotation, video.size_bytes = r.has_audio, r.rotation, r.size_bytes
+        ctx.probed(sample)
         return sample

@@ -8,7 +8,7 @@ from internvid.config import SplitConfig
 from internvid.engine import Context, Sample, Stage, StageError
 from internvid.media.onepass import FrameNeed, OnePass, PassClip
 from internvid.media.scenes import detector_factory
-from internvid.records import Clip
+from internvid.records import Clip, make_clip_id
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,21 @@ class SplitStage(Stage):
                 for clip, pc in zip(kept, result.clips, strict=True):
                     self._attach(sample, clip, pc, result.fps)
         else:
-            if result.dropped:
-                ctx.drop("clip_too_short", result.dropped)
+            for a, b in result.short_pieces:
+                ctx.drop(
+                    "clip_too_short",
+                    sample=sample,
+                    item=make_clip_id(
+                        v.id, round(a / result.fps * 1000), round(b / result.fps * 1000)
+                    ),
+                    span=(a / result.fps, b / result.fps),
+                    values={
+                        "duration": round((b - a) / result.fps, 6),
+                        "min_clip_seconds": self.cfg.min_clip_seconds,
+                        "start_frame": a,
+                        "end_frame": b,
+                    },
+                )
             for pc in result.clips:
                 clip = Clip.new(
                     v.id,
@@ -99,7 +112,8 @@ class SplitStage(Stage):
                 self._attach(sample, clip, pc, result.fps)
                 sample.clips.append(clip)
         if not sample.clips:
-            ctx.drop("no_clips")
+            scenes = len(result.scenes) if result else 0
+            ctx.drop("no_clips", sample=sample, values={"scenes": scenes, "given": given})
             return None
         return sample
 
@@ -117,7 +131,24 @@ class SplitStage(Stage):
         v = sample.video
         keep = []
         for clip in sample.clips:
-            if clip.end <= v.duration + 1.0 / v.fps:
+            if clip.end <= clip.start:
+                ctx.fail(
+                    sample,
+                    "empty_range",
+                    f"clip ends at {clip.end:.3f} s, not after its start {clip.start:.3f} s",
+                    item=clip.clip_id,
+                )
+            elif clip.duration < self.cfg.min_clip_seconds:
+                ctx.drop(
+                    "clip_too_short",
+                    sample=sample,
+                    clip=clip,
+                    values={
+                        "duration": round(clip.duration, 6),
+                        "min_clip_seconds": self.cfg.min_clip_seconds,
+                    },
+                )
+            elif clip.end <= v.duration + 1.0 / v.fps:
                 keep.append(clip)
             else:
                 ctx.fail(
