@@ -58,3 +58,42 @@ def test_run_on_real_videos(tmp_path, real_videos):
                     for i in range(max(0, idx - 2), min(len(source), idx + 3))
                 }
                 assert near[idx] <= min(near.values()) + 1e-9, (c.clip_id, idx, near)
+
+
+@pytest.mark.integration
+def test_every_input_and_every_split_piece_ends_as_a_row(tmp_path, real_videos):
+    """videos.parquet has each input with its status; clips.parquet + dropped.jsonl hold every
+    piece the split produced (nothing counted only)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    cfg = RunConfig()
+    cfg.cut.mode = "none"
+    out = tmp_path / "out"
+    summary = run([str(real_videos)], out, cfg, progress=False)
+    inputs = sorted(p.stem for p in real_videos.glob("*.mp4"))
+    videos = {v["id"]: v for v in pq.read_table(out / "videos.parquet").to_pylist()}
+    assert sorted(videos) == inputs
+    status = {k: (v["status"], v["reason"]) for k, v in videos.items()}
+    assert status["v2d_test_video"] == ("dropped", "still")  # a slide show: every clip frozen
+    assert status["delayed_start"] == ("dropped", "clip_too_short")  # one piece, under 1 s
+    assert all(v["duration"] > 0 and v["codec"] for v in videos.values())  # all probed
+    kept = {c.clip_id for c in read_clips(out / "clips.parquet")}
+    assert {k for k, (s, _) in status.items() if s == "ok"} == {k.rsplit("_", 2)[0] for k in kept}
+    assert all(videos[k]["clips"] == 0 for k, (s, _) in status.items() if s != "ok")
+    dropped = [json.loads(x) for x in (out / "dropped.jsonl").read_text().splitlines()]
+    clip_drops = [d for d in dropped if d["kind"] == "clip"]
+    assert not kept & {d["item"] for d in clip_drops}
+    split = next(s for s in summary.stages if s["name"] == "split")
+    produced = split["clips_out"] + split["dropped"].get("clip_too_short", 0)
+    assert len(kept) + len(clip_drops) == produced
+    for d in clip_drops:  # each names its rule and the values it looked at
+        assert d["start"] < d["end"] and d["values"] and d["source"].endswith(".mp4")
+        if d["rule"] == "still":
+            assert d["values"]["frozen"] > d["values"]["max_frozen"]
+        if d["rule"] == "clip_too_short":
+            assert d["values"]["duration"] < d["values"]["min_clip_seconds"]
+    # the true length of the inputs, not of the clips
+    assert summary.video_seconds == pytest.approx(sum(v["duration"] for v in videos.values()))
+    assert summary.video_seconds > summary.clip_seconds
