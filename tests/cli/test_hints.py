@@ -3,18 +3,20 @@ command names only that command's options and valid `hf download` lines, faiss s
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from internvid.cli import app
 from internvid.cli.run import OPTION_FIELDS, shown_default
-from internvid.config import RunConfig
+from internvid.config import RunConfig, TrainConfig
 from internvid.hub import OFFICIAL_CLIP, OFFICIAL_VICLIP
 from internvid.outcome import EXIT_CODES, EXIT_USAGE
 
@@ -135,3 +137,19 @@ def test_faiss_import_lines_are_debug(level, shown):
     lines = [ln for ln in result.stderr.splitlines() if ln.split(" ")[1:2] == ["faiss.loader"]]
     assert bool(lines) is shown, result.stderr
     assert all(ln.startswith("DEBUG ") for ln in lines)
+
+
+def test_readme_exit_codes_are_outcome_codes():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Exit codes", 1)[1].split("\n#", 1)[0].replace("`", "")
+    rows = dict(re.findall(r"^\| (\d) \| (.+?) \|$", section, re.M))
+    assert sorted(rows) == ["0", "1", "2", "3"]
+    for code, meaning in rows.items():
+        assert meaning.startswith(EXIT_CODES[int(code)]), code
+
+
+def test_train_help_lists_every_train_config_field():
+    options = _options("train")
+    fields = {f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(TrainConfig)}
+    assert "--lr" in options and "--wise-ft-with" in options
+    assert fields - {"--extra"} <= options, fields - options
