@@ -289,8 +289,17 @@ def test_the_stage_asks_for_the_shared_format_policy(folder: Path):
 # --- a whole run over a URL list ----------------------------------------------------------------
 
 
-def test_run_over_a_url_list(tmp_path: Path, server: LocalServer, served: Path, demo_videos: Path):
-    """`internvid run urls.txt`: good URLs become clips, a dead one a failure; downloads cleaned."""
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute_out", "relative_out"])
+def test_run_over_a_url_list(
+    tmp_path: Path,
+    server: LocalServer,
+    served: Path,
+    demo_videos: Path,
+    relative: bool,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """`internvid run urls.txt`: good URLs become clips, a dead one a failure; downloads cleaned
+    (also with a relative --out: the sink compared a relative folder with absolute paths)."""
     import json
     import shutil
 
@@ -305,6 +314,9 @@ def test_run_over_a_url_list(tmp_path: Path, server: LocalServer, served: Path, 
     cfg.collect.enabled = "off"  # the demo video is 240p: the crawl rules would drop it
     cfg.download.retries = 0
     out = tmp_path / "out"
+    if relative:
+        monkeypatch.chdir(tmp_path)
+        out = Path("out")
     summary = run_pipeline([str(urls)], out, cfg, progress=False)
     clips = read_clips(out / "clips.parquet")
     assert [(c.video_id, c.start, c.end) for c in clips] == [

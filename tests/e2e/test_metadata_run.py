@@ -18,6 +18,8 @@ ROWS = [
     {"YoutubeID": "demo_d", "Start_timestamp": "00:00:05.600", "End_timestamp": "00:00:09.600", "Caption": "colourful fractal"},
     {"YoutubeID": "demo_d", "Start_timestamp": "00:00:12.000", "End_timestamp": "00:00:20.000", "Caption": "beyond the end"},
     {"YoutubeID": "missing1234", "Start_timestamp": "00:00:01.000", "End_timestamp": "00:00:02.000", "Caption": "no file"},
+    {"YoutubeID": "demo_a", "Start_timestamp": "00:00:02.000", "End_timestamp": "00:00:02.000", "Caption": "zero length"},
+    {"YoutubeID": "demo_a", "Start_timestamp": "00:00:05.000", "End_timestamp": "00:00:05.500", "Caption": "under a second"},
 ]  # fmt: skip
 
 
@@ -59,12 +61,22 @@ def test_run_over_release_rows(tmp_path, demo_videos):
         for f in map(json.loads, (out / "failures.jsonl").read_text().splitlines())
     )
     assert failures == [
+        ("demo_a_000002000_000002000", "empty_range"),  # not a 1-frame clip
         ("demo_d_000012000_000020000", "clip_out_of_range"),
         ("missing1234", "missing_file"),
         ("rows.jsonl:3", "unsafe_id"),
         ("rows.jsonl:4", "invalid_json"),
     ]
     assert summary.clips == 3
+    # a given clip under split.min_clip_seconds is dropped with its values, like a split's piece
+    dropped = [json.loads(x) for x in (out / "dropped.jsonl").read_text().splitlines()]
+    assert [(d["item"], d["rule"], d["values"]) for d in dropped] == [
+        (
+            "demo_a_000005000_000005500",
+            "clip_too_short",
+            {"duration": 0.5, "min_clip_seconds": 1.0},
+        )
+    ]
 
     # the clips hold exactly the frames of the given times, the caption is KEY.txt
     with tarfile.open(next((out / "shards").glob("*.tar"))) as tar:
