@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from internvid.io.tables import CLIP_SCHEMA
-from internvid.records import format_timecode
+from internvid.io.tables import clips_table
+from internvid.records import Clip, format_timecode
 from shared_data import SHARED_DATA
 
 N_CLIPS = 100_000  # clips in the synthetic table
@@ -77,58 +77,89 @@ def _clip_ids(c: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
-def _map(keys: list[str], values: list[np.ndarray], present: list[np.ndarray], type_: pa.DataType):
-    """A MapArray, row i holding keys[j] -> values[j][i] where present[j][i] (sorted keys)."""
-    mask = np.stack(present, axis=1)  # (rows, keys)
-    offsets = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int32)
-    k = np.broadcast_to(np.array(keys), mask.shape)[mask]
-    v = np.stack(values, axis=1)[mask]
-    return pa.MapArray.from_arrays(offsets, pa.array(k, pa.string()), pa.array(v, type_))
+def clips_of(c: dict[str, np.ndarray]) -> list[Clip]:
+    """The synthetic table as Clip records: scores present where not NaN, the caption fused
+    (coarse on every 10th row), meta release_umt_key UMT-SIM on every 7th."""
+    n = len(c["video_id"])
+    score_keys = ["aesthetic", "clipscore", "text_overlay", "viclip_sim"]
+    clips = []
+    for i in range(n):
+        scores = {k: float(c[k][i]) for k in score_keys if not np.isnan(c[k][i])}
+        caption = str(c["caption"][i])
+        captions = {("coarse" if i % 10 == 0 else "fused"): caption} if caption else {}
+        vid = str(c["video_id"][i])
+        clips.append(
+            Clip.new(
+                vid,
+                int(c["start_ms"][i]) / 1000,
+                int(c["end_ms"][i]) / 1000,
+                source=f"/videos/{vid}",
+                fps=30.0,
+                width=640,
+                height=360,
+                captions=captions,
+                scores=scores,
+                meta={"release_umt_key": "UMT-SIM"} if i % 7 == 0 else {},
+                status="split",
+            )
+        )
+    return clips
 
 
 def write_parquet(c: dict[str, np.ndarray], path: Path) -> np.ndarray:
-    """The synthetic table as a clips.parquet; returns the clip ids."""
-    n = len(c["video_id"])
-    clip_ids = _clip_ids(c)
-    score_keys = ["aesthetic", "clipscore", "text_overlay", "viclip_sim"]
-    scores = _map(
-        score_keys,
-        [c[k] for k in score_keys],
-        [~np.isnan(c[k]) for k in score_keys],
-        pa.float64(),
-    )
-    has_caption = c["caption"] != ""
-    fused = has_caption & (np.arange(n) % 10 != 0)
-    captions = _map(
-        ["coarse", "fused"],
-        [c["caption"], c["caption"]],
-        [has_caption & ~fused, fused],
-        pa.string(),
-    )
-    meta = np.where(np.arange(n) % 7 == 0, '{"release_umt_key": "UMT-SIM"}', "{}")
-    table = pa.table(
-        {
-            "clip_id": clip_ids,
-            "video_id": c["video_id"],
-            "start": c["start_ms"] / 1000,
-            "end": c["end_ms"] / 1000,
-            "duration": (c["end_ms"] - c["start_ms"]) / 1000,
-            "source": np.char.add("/videos/", c["video_id"]),
-            "fps": np.full(n, 30.0),
-            "width": np.full(n, 640, np.int32),
-            "height": np.full(n, 360, np.int32),
-            "captions": captions,
-            "scores": scores,
-            "frame_captions": pa.ListArray.from_arrays(
-                np.zeros(n + 1, np.int32), pa.array([], pa.string())
-            ),
-            "meta": meta,
-            "status": np.full(n, "split"),
-            "shard": pa.nulls(n, pa.int32()),
-        }
-    ).cast(CLIP_SCHEMA)
-    pq.write_table(table, path)
+    """The synthetic table as a clips.parquet (io.tables.clips_table); returns the clip ids."""
+    clips = clips_of(c)
+    pq.write_table(clips_table(clips), path)
+    clip_ids = np.array([x.clip_id for x in clips])
+    assert (clip_ids == _clip_ids(c)).all()
     return clip_ids
+
+
+# the clips.parquet schema before internvid 0.2: captions and scores as MAP columns
+LEGACY_SCHEMA = pa.schema(
+    [
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("start", pa.float64(), nullable=False),
+        pa.field("end", pa.float64(), nullable=False),
+        pa.field("duration", pa.float64(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("fps", pa.float64()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("captions", pa.map_(pa.string(), pa.string())),
+        pa.field("scores", pa.map_(pa.string(), pa.float64())),
+        pa.field("frame_captions", pa.list_(pa.string())),
+        pa.field("meta", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("shard", pa.int32()),
+    ]
+)
+
+
+def write_legacy_parquet(clips: list[Clip], path: Path) -> None:
+    """Clips as a clips.parquet of internvid before 0.2 (MAP columns, sorted keys)."""
+    rows = [
+        {
+            "clip_id": x.clip_id,
+            "video_id": x.video_id,
+            "start": x.start,
+            "end": x.end,
+            "duration": x.end - x.start,
+            "source": x.source,
+            "fps": x.fps,
+            "width": x.width,
+            "height": x.height,
+            "captions": sorted(x.captions.items()),
+            "scores": sorted(x.scores.items()),
+            "frame_captions": list(x.frame_captions),
+            "meta": json.dumps(x.meta, sort_keys=True),
+            "status": x.status,
+            "shard": x.shard,
+        }
+        for x in clips
+    ]
+    pq.write_table(pa.Table.from_pylist(rows, schema=LEGACY_SCHEMA), path)
 
 
 def release_lines(c: dict[str, np.ndarray], rows: np.ndarray) -> list[str]:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from internvid.cli import app
 from internvid.io.release import row_from_clip
-from internvid.io.tables import clips_table, row_to_clip, write_table_atomic
+from internvid.io.tables import clips_table, known_scores, row_to_clip, write_table_atomic
 from internvid.records import Clip, pick_caption
 from internvid.subsets import (
     Draw,
@@ -82,10 +82,10 @@ def _help(code: str) -> str:
 # --- score columns from the scorer registry -------------------------------------------------------
 
 
-def test_view_score_columns_are_the_registry_plus_umt() -> None:
-    # the view's order of the names it always had, then the registry's other columns
-    want = ("viclip_sim", "aesthetic", "clipscore", "text_overlay", "umt", "viclip_sim_pct")
-    assert view_score_columns() == want
+def test_view_score_columns_are_the_tables_known_scores() -> None:
+    # the built-in scores, then the registry's columns: io.tables.known_scores()
+    want = ("motion", "frozen", "aesthetic", "umt", "viclip_sim", "viclip_sim_pct", "clipscore")
+    assert view_score_columns() == (*want, "text_overlay") == known_scores()
 
 
 def test_a_registered_score_is_a_where_column_and_an_flt_score(toy, toy_run, tmp_path) -> None:
@@ -98,7 +98,7 @@ def test_a_registered_score_is_a_where_column_and_an_flt_score(toy, toy_run, tmp
 
     # FLT --score toy_red: duration 1-120 s, has toy_red, the top 30% by it; -n k keeps them all
     kept = [c for c in clips if 1 <= c.duration <= 120 and "toy_red" in c.scores]
-    k = math.floor(0.3 * len(kept))
+    k = -(-3 * len(kept) // 10)  # ceil(30%), exactly
     top = sorted(kept, key=lambda c: -c.scores["toy_red"])[:k]
     args = [
         "subset",
@@ -121,24 +121,34 @@ def test_a_registered_score_is_a_where_column_and_an_flt_score(toy, toy_run, tmp
     )
 
 
-def test_an_unregistered_score_is_no_column(toy_run, tmp_path) -> None:
-    _, run = toy_run
+def test_a_runs_own_score_column_needs_no_registration(toy_run, tmp_path) -> None:
+    """The table is flat: a score column a run wrote (a plugin's, now unregistered) is a --where
+    column and an FLT score, and the subset's parquet keeps it."""
+    clips, run = toy_run
     assert "toy_red" not in view_score_columns()
-    with pytest.raises(duckdb.BinderException, match="toy_red"):
-        make_subset(run, tmp_path / "w", SubsetConfig(rule="where", where="toy_red > 100"))
-    # the map still has it
-    assert (
-        make_subset(
-            run, tmp_path / "m", SubsetConfig(rule="where", where="scores['toy_red'] > 100")
-        ).rows
-        > 5
+    result = make_subset(run, tmp_path / "w", SubsetConfig(rule="where", where="toy_red > 100"))
+    want = {c.clip_id for c in clips if c.scores.get("toy_red", 0) > 100}
+    assert result.rows == len(want) > 5 and set(out_ids(tmp_path / "w")) == want
+    table = pq.read_table(tmp_path / "w.parquet")
+    assert table.schema == pq.read_schema(run / "clips.parquet")
+    assert [row_to_clip(r) for r in table.to_pylist()] == sorted(
+        (c for c in clips if c.clip_id in want), key=lambda c: (c.video_id, c.start)
     )
+    make_subset(run, tmp_path / "f", SubsetConfig(rule="flt", size=2, score="toy_red"))
+    assert len(out_ids(tmp_path / "f")) == 2
+
+    # a name that is no column: a SubsetError naming it and the columns, before DuckDB runs it
+    with pytest.raises(SubsetError, match=r"no column 'blue_score'; the columns are .*toy_red"):
+        make_subset(run, tmp_path / "x", SubsetConfig(rule="where", where="blue_score > 1"))
+    with pytest.raises(SubsetError, match=r"--score 'blue_score': no such column; .*toy_red"):
+        make_subset(run, tmp_path / "x", SubsetConfig(rule="flt", size=2, score="blue_score"))
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 def test_a_registered_score_is_in_the_subset_help() -> None:
     text = _help(f"import sys; sys.path.insert(0, {str(TOY_SCORER_DIR)!r}); import toy_scorer")
-    assert "text_overlay, umt, viclip_sim_pct, toy_red (NULL when absent)" in text, text
-    assert "viclip_sim_pct, toy_red, umt / UMT_Score / UMT-SIM" in text, text
+    assert "text_overlay, toy_red and the run's other score columns (NULL when absent)" in text
+    assert "clipscore, text_overlay, toy_red, umt / UMT_Score / UMT-SIM" in text, text
 
 
 # --- caption priority: records.pick_caption -------------------------------------------------------
@@ -169,22 +179,25 @@ CAPTIONS = [
 ]
 
 
-def test_the_caption_column_is_pick_caption(tmp_path: Path) -> None:
+def test_the_caption_column_is_best_caption(tmp_path: Path) -> None:
     clips = [Clip.new("v", i, i + 1.5, captions=caps) for i, caps in enumerate(CAPTIONS)]
     write_table_atomic(clips_table(clips), tmp_path / "clips.parquet")
     con = duckdb.connect()
-    create_source(con, "parquet", tmp_path / "clips.parquet", False)
+    create_source(con, "parquet", tmp_path / "clips.parquet", False, tmp_path)
     got = dict(con.execute("SELECT clip_id, caption FROM src").fetchall())
-    assert got == {c.clip_id: pick_caption(c.captions) for c in clips}
+    want = {c.clip_id: c.best_caption() if c.captions else None for c in clips}
+    assert got == want and list(want.values())[3:5] == ["", ""] and want[clips[8].clip_id] is None
 
-    # the release lines are io.release's rows of the same clips (KEY.txt's best_caption differs
-    # only where every caption is blank: "" instead of the blank text)
+    # the release lines are io.release's rows of the same clips: pick_caption, which differs
+    # from the caption column (best_caption) only where every caption is blank: the blank text)
     make_subset(tmp_path, tmp_path / "all", SubsetConfig(rule="where", where="true"))
     rows = pq.read_table(tmp_path / "all.parquet").to_pylist()
     lines = (tmp_path / "all.jsonl").read_text(encoding="utf-8").splitlines()
     assert lines == [
         json.dumps(row_from_clip(row_to_clip(r)).to_json(), ensure_ascii=False) for r in rows
     ]
+    assert json.loads(lines[3])["Caption"] == pick_caption(CAPTIONS[3]) == "\u3000"
+    assert rows[3]["caption"] == "" and "Caption" not in json.loads(lines[8])
 
 
 # --- rules: one registration each -----------------------------------------------------------------
@@ -214,7 +227,7 @@ def short_rule():
 def test_a_new_rule_is_one_registration(short_rule, toy_run, tmp_path) -> None:
     clips, run = toy_run
     short = sorted((c for c in clips if c.duration < 2), key=lambda c: -c.scores["aesthetic"])
-    k = len(short) // 2
+    k = math.ceil(len(short) / 2)
     assert k >= 2
     result = make_subset(run, tmp_path / "s", SubsetConfig(rule="short"))
     assert set(out_ids(tmp_path / "s")) == {c.clip_id for c in short[:k]}

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 
 from internvid.cli.subset import register
 from internvid.config import SubsetConfig
-from internvid.io.release import ReleaseRow, iter_release_rows, row_from_clip
-from internvid.io.tables import CLIP_SCHEMA, row_to_clip
+from internvid.io.release import ReleaseRow, clip_from_row, iter_release_rows, row_from_clip
+from internvid.io.tables import CLIP_SCHEMA, clips_table, row_to_clip
 from internvid.subsets import SubsetError, make_subset, reference_choice
 
 # --- rules on a clips.parquet ---------------------------------------------------------------------
@@ -79,7 +79,7 @@ def test_flt_counts_and_draw(table, tmp_path: Path) -> None:
     dur = (c["end_ms"] - c["start_ms"]) / 1000
     in_range = (dur >= 1) & (dur <= 120)
     scored = in_range & ~np.isnan(c["viclip_sim"])
-    k = math.floor(0.3 * scored.sum())
+    k = -(-3 * int(scored.sum()) // 10)  # at least 30%: ceil(3/10 n), exactly
     rows = np.flatnonzero(scored)
     ranked = rows[
         np.lexsort(
@@ -111,7 +111,7 @@ def test_flt_other_score(table, tmp_path: Path) -> None:
     dur = (c["end_ms"] - c["start_ms"]) / 1000
     scored = ((dur >= 1) & (dur <= 120) & ~np.isnan(c["clipscore"])).sum()
     assert result.steps[2].label == "top 50% by clipscore"
-    assert result.steps[2].after == scored // 2
+    assert result.steps[2].after == math.ceil(scored / 2)
 
 
 def test_aes_counts(table, tmp_path: Path) -> None:
@@ -141,6 +141,7 @@ def test_where_and_random(table, tmp_path: Path) -> None:
     assert make_subset(run, tmp_path / "none", SubsetConfig(rule="where", where="false")).rows == 0
     assert (tmp_path / "none.jsonl").read_bytes() == b""
     assert pq.read_table(tmp_path / "none.parquet").schema == CLIP_SCHEMA
+    assert pq.read_schema(run / "clips.parquet") == CLIP_SCHEMA
 
     # random: uniform over the rows left by --where, in canonical order
     result = make_subset(
@@ -187,8 +188,8 @@ def test_release_jsonl_input(table, tmp_path: Path) -> None:
     result = make_subset(src, tmp_path / "flt", SubsetConfig(rule="flt", size=500))
     dur = (c["end_ms"][rows] - c["start_ms"][rows]) / 1000
     scored = ((dur >= 1) & (dur <= 120) & ~np.isnan(c["viclip_sim"][rows])).sum()
-    assert result.steps[3].label == "top 30% by umt" and result.steps[3].after == math.floor(
-        0.3 * scored
+    assert result.steps[3].label == "top 30% by umt" and result.steps[3].after == -(
+        -3 * int(scored) // 10
     )
 
     result = make_subset(src, tmp_path / "aes", SubsetConfig(rule="aes"))
@@ -212,8 +213,11 @@ def test_release_sample_rows_round_trip(tmp_path: Path) -> None:
     rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
     first = ReleaseRow.from_json(json.loads(expected[0]))
     assert rows[0]["clip_id"] == "9VlPZ9heX70_000231651_000341121"
-    assert dict(rows[0]["scores"]) == {"aesthetic": first.aesthetic_score, "umt": first.umt_score}
-    assert dict(rows[0]["captions"]) == {"release": first.caption}
+    # the flat row io.tables writes for io.release's clip of the row
+    assert pq.read_schema(tmp_path / "out.parquet") == CLIP_SCHEMA
+    assert rows[0] == clips_table([clip_from_row(first)]).to_pylist()[0] | {"status": "split"}
+    assert (rows[0]["aesthetic"], rows[0]["umt"]) == (first.aesthetic_score, first.umt_score)
+    assert rows[0]["release_caption"] == rows[0]["caption"] == first.caption
 
 
 # --- errors and the command -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ import typer
 
 from internvid.cli.options import ConfigOption
 from internvid.config import SubsetConfig
+from internvid.outcome import EXIT_OK, EXIT_USAGE
 from internvid.subsets.export import DEFAULT_CLIPS_PER_SHARD
 from internvid.subsets.rules import Draw, fmt_number, rule_names, rules
 from internvid.subsets.sampling import Rng
@@ -27,7 +28,7 @@ _OTHER_SCORES = ", ".join(c for c in view_score_columns() if c not in ("viclip_s
 _UMT_NAMES = " / ".join(["umt", *(k for k, v in SCORE_ALIASES.items() if v == "umt")])
 SCORE_HELP = (
     f"flt: rank by this score: viclip_sim (default), {_OTHER_SCORES}, {_UMT_NAMES} (default "
-    "for release input), or any key of scores."
+    "for release input), or any other score column of the run."
 )
 
 
@@ -131,12 +132,16 @@ def subset(
         int, typer.Option(help="Export: clips per tar or parquet file.")
     ] = DEFAULT_CLIPS_PER_SHARD,
 ) -> None:
-    """Rebuild a paper subset (DIV / FLT / Aes / random) or filter clips with SQL."""
+    """Rebuild a paper subset (DIV / FLT / Aes / random) or filter clips with SQL.
+
+    Exit status: 0 rows were written, 1 the subset is empty (empty PREFIX.jsonl / .parquet are
+    still written), 2 could not start (bad rule, options, --where or input).
+    """
     try:
         import duckdb
     except ImportError as e:
         log.error("internvid subset needs DuckDB: pip install 'internvid[query]'")
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_USAGE) from e
     from internvid.config import apply_overrides, load_config
     from internvid.outcome import outcome
     from internvid.subsets import SubsetError, make_subset
@@ -172,11 +177,15 @@ def subset(
         result = make_subset(input_path, out, cfg)
     except SubsetError as e:
         log.error("%s", e)
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_USAGE) from e
     except duckdb.Error as e:
         log.error("%s", str(e).strip())
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_USAGE) from e
     typer.echo(f"{result.summary()} -> {result.jsonl}, {result.parquet} ({result.rows:,} rows)")
+    done = outcome(result.rows, result.rows_in, 0, what="rows")
+    if done.code != EXIT_OK:
+        log.warning("subset %s: %s: the subset is empty", rule, done.message)
+        raise typer.Exit(done.code)
     if export:
         try:
             done = export_subset(run_dir, result.parquet, out, clips_per_shard, export_format)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import math
 import os
@@ -14,14 +15,17 @@ from typing import TYPE_CHECKING, Any
 from internvid.config import SubsetConfig
 from internvid.subsets import rules
 from internvid.subsets.errors import SubsetError
-from internvid.subsets.rules import Draw, Filter, Rule, check_config, fmt_number
+from internvid.subsets.rules import Draw, Rule, check_config, fmt_number
 from internvid.subsets.sampling import div_choice, uniform_choice
 from internvid.subsets.source import (
     CANONICAL_ORDER,
+    SCORE_ALIASES,
+    Source,
     create_macros,
     create_source,
     output_columns,
     resolve_input,
+    sql_str,
 )
 
 # numpy, pyarrow and duckdb are imported where they are used: `internvid --help` stays fast
@@ -116,27 +120,29 @@ def _draw(con: duckdb.DuckDBPyConnection, cfg: SubsetConfig, n_cand: int, weight
     return Step("DIV" if weighted else "random", n_cand, size)
 
 
-def _write_outputs(con: duckdb.DuckDBPyConnection, query: str, jsonl: Path, parquet: Path) -> int:
-    """Stream `query` into PREFIX.jsonl and PREFIX.parquet under temp names, then rename both."""
+def _write_outputs(
+    con: duckdb.DuckDBPyConnection, query: str, jsonl: Path, parquet: Path, schema: pa.Schema
+) -> int:
+    """Stream `query` into PREFIX.jsonl and PREFIX.parquet (`schema`) under temp names, then
+    rename both."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from internvid.io.atomic import temp_name
-    from internvid.io.tables import CLIP_SCHEMA
 
     tmp_jsonl, tmp_parquet = temp_name(jsonl), temp_name(parquet)
     rows = 0
     try:
         with (
             open(tmp_jsonl, "wb") as f,
-            pq.ParquetWriter(tmp_parquet, CLIP_SCHEMA, compression="zstd") as writer,
+            pq.ParquetWriter(tmp_parquet, schema, compression="zstd") as writer,
         ):
             for batch in _arrow_reader(con.sql(query), BATCH_ROWS):
                 if batch.num_rows == 0:
                     continue
                 _write_lines(f, batch.column(batch.num_columns - 1))
-                table = pa.Table.from_batches([batch]).select(CLIP_SCHEMA.names)
-                writer.write_table(table.cast(CLIP_SCHEMA))
+                table = pa.Table.from_batches([batch]).select(schema.names)
+                writer.write_table(table.cast(schema))
                 rows += batch.num_rows
             f.flush()
             os.fsync(f.fileno())
@@ -166,6 +172,72 @@ def _write_lines(f: Any, lines: pa.Array) -> None:
         f.write(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
 
 
+def _work_folder(root: Path, prefix: Path, pid: int) -> Path:
+    """The work folder of the subset into `prefix` made by process `pid` (DuckDB's database,
+    its spill files, a converted legacy table)."""
+    return root / f".{prefix.name}.subset-tmp-{pid}"
+
+
+def _gone(pid: int) -> bool:
+    """True when no process `pid` runs (this process counts as gone: its own leftovers are
+    from an earlier call)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def remove_leftovers(prefix: Path, work_root: Path) -> int:
+    """Delete what killed subsets into `prefix` left behind: the temp files of PREFIX.jsonl and
+    PREFIX.parquet (io.atomic.temp_name) and work folders, of processes that no longer run
+    (a subset running now into the same prefix keeps its own). Returns how many were removed."""
+    from internvid.io.atomic import temp_name
+
+    patterns = []
+    for suffix in (".jsonl", ".parquet"):
+        target = prefix.with_name(prefix.name + suffix)
+        stem = temp_name(target).name.rsplit("-", 1)[0]  # ".NAME.tmp"
+        patterns.append(glob.escape(str(target.parent / stem)) + "-*")
+    patterns.append(glob.escape(str(_work_folder(work_root, prefix, 0)))[:-1] + "*")
+    removed, size = 0, 0
+    for pattern in patterns:
+        for name in glob.glob(pattern):
+            path = Path(name)
+            pid = path.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or not _gone(int(pid)):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                size += path.lstat().st_size
+                path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        logger.info(
+            "removed %d leftover(s) of an interrupted subset into %s (%s bytes)",
+            removed,
+            prefix,
+            f"{size:,}",
+        )
+    return removed
+
+
+def _lock(con: duckdb.DuckDBPyConnection, files: tuple[str, ...]) -> None:
+    """From now on DuckDB reads only `files` (the input the view scans), writes no file but its
+    own database and spill, loads no extension, and no setting can change: user text (--where)
+    runs only after this."""
+    if files:
+        con.execute(f"SET allowed_paths = [{', '.join(sql_str(f) for f in files)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 def make_subset(
     input_path: str | os.PathLike[str],
     out_prefix: str | os.PathLike[str],
@@ -178,8 +250,11 @@ def make_subset(
     candidates in canonical order (video_id, start, end, clip_id, then input row) with
     `choice_runs`, so a draw equals NumPy's own draw over the same ordered rows (by default the
     release's legacy `np.random.seed(seed); np.random.choice(...)`; `cfg.rng`). Output
-    rows are in canonical order. Raises SubsetError on bad options or input; DuckDB errors
-    (a bad --where, malformed JSON) propagate as duckdb.Error.
+    rows are in canonical order. Raises SubsetError on bad options or input (a --where that
+    is not one safe expression: subsets.where.check_where); DuckDB errors (a --where that does
+    not bind, malformed JSON) propagate as duckdb.Error. DuckDB runs locked (no file access but
+    the input, no extensions, no settings) before any user text reaches it. Leftovers of a
+    killed subset into the same prefix are removed first.
     """
     import duckdb
 
@@ -189,13 +264,17 @@ def make_subset(
     prefix.parent.mkdir(parents=True, exist_ok=True)
     jsonl = prefix.with_name(prefix.name + ".jsonl")
     parquet = prefix.with_name(prefix.name + ".parquet")
-    steps = rules.filters(cfg, kind)  # checks the options against the input, before any work
-    work = Path(cfg.temp_dir or prefix.parent) / f".{prefix.name}.subset-tmp-{os.getpid()}"
+    rules.filters(cfg, kind)  # checks the options (and --where) against the input, first
+    work_root = Path(cfg.temp_dir or prefix.parent)
+    remove_leftovers(prefix, work_root)
+    work = _work_folder(work_root, prefix, os.getpid())
     work.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "memory_limit": cfg.memory_limit,
         "temp_directory": str(work / "spill"),
         "preserve_insertion_order": True,  # CREATE TABLE ... ORDER BY: rowid = position
+        "autoinstall_known_extensions": False,  # nothing is fetched or loaded on demand
+        "autoload_known_extensions": False,
     }
     if cfg.threads:
         config["threads"] = cfg.threads
@@ -203,30 +282,47 @@ def make_subset(
         con = duckdb.connect(str(work / "work.duckdb"), config=config)
         try:
             con.execute("SET enable_progress_bar = false")  # the log says what runs; clean stdout
-            return _run(con, kind, path, cfg, rule, steps, jsonl, parquet)
+            return _run(con, kind, path, work, cfg, rule, jsonl, parquet)
         finally:
             con.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _check_score(cfg: SubsetConfig, source: Source) -> None:
+    """A --score that is no column of a clips.parquet: SubsetError naming the score columns."""
+    if cfg.score is None or source.kind != "parquet":
+        return
+    from internvid.io.tables import score_names_of
+
+    key = SCORE_ALIASES.get(cfg.score, cfg.score)
+    if key.lower() not in {c.lower() for c in source.columns}:
+        scores = [*score_names_of(source.schema)]
+        scores += [c for c in source.columns if c not in source.schema.names and c[-3:] != "_ms"]
+        raise SubsetError(
+            f"--score {cfg.score!r}: no such column; the score columns are {', '.join(scores)}"
+        )
+
+
 def _run(
     con: duckdb.DuckDBPyConnection,
     kind: str,
     path: Path,
+    work: Path,
     cfg: SubsetConfig,
     rule: Rule,
-    filters: list[Filter],
     jsonl: Path,
     parquet: Path,
 ) -> SubsetResult:
     create_macros(con)
     logger.info("reading %s (%s)", path, "clips.parquet" if kind == "parquet" else "release jsonl")
-    create_source(con, kind, path, cfg.ignore_errors)
+    source = create_source(con, kind, path, cfg.ignore_errors, work)
+    _check_score(cfg, source)
+    filters = rules.filters(cfg, kind, source.columns)  # --where: checked against the columns
+    _lock(con, source.files)
     if cfg.where:  # fail early, with DuckDB's message, on an expression that does not bind
-        con.execute(
-            f"SELECT count(*) FROM (SELECT * FROM src LIMIT 0) WHERE ({cfg.where})"
-        ).fetchall()
+        pred = next(p for label, p in filters if label == f"where {cfg.where}")
+        con.execute(f"SELECT count(*) FROM (SELECT * FROM src LIMIT 0) WHERE {pred}").fetchall()
     rows_in, steps = _count_steps(con, filters)
     logger.info("%s rows", f"{rows_in:,}")
     for step in steps:
@@ -234,8 +330,8 @@ def _run(
     where = " AND ".join(pred for _, pred in filters) or "true"
     n_left = steps[-1].after if steps else rows_in
     top = rule.top(cfg, kind) if rule.top is not None else None
-    if top is not None:  # the best floor(fraction * n) rows by the score, in canonical order
-        k = math.floor(Fraction(repr(top.fraction)) * n_left)
+    if top is not None:  # the best ceil(fraction * n) rows by the score, in canonical order
+        k = math.ceil(Fraction(repr(top.fraction)) * n_left)
         con.execute(
             f"""CREATE TABLE ranked AS SELECT _row, video_id, "start", "end", clip_id FROM src
             WHERE {where} ORDER BY {top.expr} DESC, {CANONICAL_ORDER}"""
@@ -258,9 +354,9 @@ def _run(
         _log_step(steps[-1])
         con.execute("DROP TABLE cand")
         where = "_row IN (SELECT _row FROM picked)"
-    query = f"SELECT {output_columns(kind)} FROM src WHERE {where} ORDER BY {CANONICAL_ORDER}"
+    query = f"SELECT {output_columns(source)} FROM src WHERE {where} ORDER BY {CANONICAL_ORDER}"
     logger.info("writing %s and %s", jsonl, parquet)
-    rows = _write_outputs(con, query, jsonl, parquet)
+    rows = _write_outputs(con, query, jsonl, parquet, source.schema)
     result = SubsetResult(jsonl, parquet, rows_in, rows, steps)
     logger.info(
         "subset %s: %s -> %s, %s (%s rows)",

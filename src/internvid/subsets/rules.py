@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from internvid.config import SubsetConfig
 from internvid.subsets.errors import SubsetError
 from internvid.subsets.sampling import LEGACY_SEED_MAX, Rng
 from internvid.subsets.source import score_expr
+from internvid.subsets.where import check_where
 
 Filter = tuple[str, str]  # (label in the summary, SQL predicate over the view `src`)
 DEFAULTS = SubsetConfig()  # the paper's settings, quoted by the rules' help
@@ -25,11 +26,11 @@ class Draw(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Top:
-    """A ranking step between the filters and the draw: the best floor(fraction * n) rows."""
+    """A ranking step between the filters and the draw: the best ceil(fraction * n) rows."""
 
     expr: str  # SQL expression of the score, higher is better (ties: canonical order)
     name: str  # the score as the summary names it
-    fraction: float  # of the rows left, rounded down
+    fraction: float  # of the rows left, rounded up (at least one row of any rows left)
 
 
 def _no_filters(cfg: SubsetConfig, kind: str) -> list[Filter]:
@@ -110,13 +111,15 @@ def check_config(cfg: SubsetConfig) -> Rule:
     return rule
 
 
-def filters(cfg: SubsetConfig, kind: str) -> list[Filter]:
-    """Every filter of a subset, in order: the input's malformed rows, --where, the rule's."""
+def filters(cfg: SubsetConfig, kind: str, columns: Iterable[str] | None = None) -> list[Filter]:
+    """Every filter of a subset, in order: the input's malformed rows, --where, the rule's.
+    --where becomes the SQL subsets.where.check_where renders (SubsetError on anything but one
+    safe expression; on a name that is none of `columns`, unless None)."""
     steps: list[Filter] = []
     if kind == "release":
         steps.append(("malformed rows", "_valid"))
     if cfg.where:
-        steps.append((f"where {cfg.where}", f"({cfg.where})"))
+        steps.append((f"where {cfg.where}", f"({check_where(cfg.where, columns)})"))
     return steps + get_rule(cfg.rule).filters(cfg, kind)
 
 

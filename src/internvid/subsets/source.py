@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,22 +12,20 @@ from internvid.subsets.errors import SubsetError
 # duckdb is imported where it is used: `internvid --help` stays fast
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
 # release spellings of the score names -> our column names
 SCORE_ALIASES = {"UMT_Score": "umt", "UMT-SIM": "umt", "Aesthetic_Score": "aesthetic"}
 RELEASE_SCORES = ("aesthetic", "umt")  # the only scores release metadata carries
-RELEASE_ONLY_SCORES = ("umt",)  # score columns no scorer writes: the release's UMT similarity
-# the first score columns of the view, in the order they have always had; every other column
-# the registered scorers write follows, in the registry's order
-_FIRST_SCORES = ("viclip_sim", "aesthetic", "clipscore", "text_overlay", "umt")
-# the view's other columns (either input): a score cannot take one of these names
-BASE_COLUMNS = (
-    "_row", "clip_id", "video_id", "start", "end", "duration", "source", "fps", "width",
-    "height", "captions", "scores", "frame_captions", "meta", "status", "shard", "caption",
-    "start_ms", "end_ms", "_valid", "umt_key",
+# the columns of the view over release metadata (a --where over it can use these)
+RELEASE_COLUMNS = (
+    "clip_id", "video_id", "start", "end", "duration", "caption", "aesthetic", "umt", "umt_key",
+    "start_ms", "end_ms",
 )  # fmt: skip
+# columns every view adds to a clips.parquet's own: times in whole milliseconds
+MS_COLUMNS = ("start_ms", "end_ms")
 # the canonical row order: DIV and random draw over the candidates in this order, outputs use it
 CANONICAL_ORDER = 'video_id, "start", "end", clip_id, _row'
 _TIMECODE_RE = r"\d{2,}:[0-5]\d:[0-5]\d\.\d{3}"  # HH:MM:SS.mmm, as records.parse_timecode
@@ -40,6 +39,7 @@ WHITESPACE = "".join(
         *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000,
     ))
 )  # fmt: skip
+LEGACY_BATCH_ROWS = 1 << 15  # rows per batch when a legacy (MAP) clips.parquet is converted
 
 
 def sql_str(text: str) -> str:
@@ -61,29 +61,32 @@ def ms_to_text(ms: str, fmt: str) -> str:
 
 
 def view_score_columns() -> tuple[str, ...]:
-    """The scores a clips.parquet view has as plain DOUBLE columns (NULL when a clip lacks one):
-    every column the registered scorers write, plus the release's umt; others: scores['key']."""
-    from internvid.scores.base import score_columns
+    """The score columns every clips.parquet view has (NULL where the table lacks one):
+    io.tables.known_scores(), the built-in ones then the registered scorers'. A table's other
+    float columns (a plugin's scores) are columns of its view too."""
+    from internvid.io.tables import known_scores
 
-    names = []
-    for name in (*score_columns(), *RELEASE_ONLY_SCORES):
-        if name.lower() in BASE_COLUMNS:  # DuckDB names are case-insensitive
-            logger.warning("score %r shares its name with a column: use scores['%s']", name, name)
-        else:
-            names.append(name)
-    first = [c for c in _FIRST_SCORES if c in names]
-    return tuple(dict.fromkeys([*first, *names]))
+    return known_scores()
 
 
-def caption_sql(captions: str = "captions") -> str:
-    """SQL of `records.pick_caption` over a captions map: the first caption of CAPTION_PRIORITY
+def caption_sql(columns: list[str]) -> str:
+    """SQL of `records.pick_caption` over caption columns in CAPTION_PRIORITY order: the first
     that is not blank (Python's strip() leaves something), else the first present one."""
-    from internvid.records import CAPTION_PRIORITY
-
-    each = [f"map_extract({captions}, {sql_str(k)})[1]" for k in CAPTION_PRIORITY]
+    if not columns:
+        return "NULL::VARCHAR"
     blank = sql_str(WHITESPACE)
+    each = [sql_name(c) for c in columns]
     kept = [f"CASE WHEN trim({c}, {blank}) <> '' THEN {c} END" for c in each]
     return f"coalesce({', '.join(kept + each)})"
+
+
+def best_caption_sql(picked: str) -> str:
+    """SQL of `Clip.best_caption` (the `caption` column) from pick_caption's SQL: NULL when
+    there is no caption, "" when every one is blank."""
+    return (
+        f"CASE WHEN ({picked}) IS NULL THEN NULL "
+        f"WHEN trim({picked}, {sql_str(WHITESPACE)}) = '' THEN '' ELSE {picked} END"
+    )
 
 
 def score_expr(name: str | None, kind: str) -> tuple[str, str]:
@@ -91,16 +94,12 @@ def score_expr(name: str | None, kind: str) -> tuple[str, str]:
     if name is None:
         name = "umt" if kind == "release" else "viclip_sim"
     key = SCORE_ALIASES.get(name, name)
-    if kind == "release":
-        if key not in RELEASE_SCORES:
-            raise SubsetError(
-                f"release metadata has no {name!r} score: use umt (UMT_Score / UMT-SIM) or "
-                "aesthetic (Aesthetic_Score)"
-            )
-        return sql_name(key), name
-    if key in view_score_columns():
-        return sql_name(key), name
-    return f"map_extract(scores, {sql_str(key)})[1]", name
+    if kind == "release" and key not in RELEASE_SCORES:
+        raise SubsetError(
+            f"release metadata has no {name!r} score: use umt (UMT_Score / UMT-SIM) or "
+            "aesthetic (Aesthetic_Score)"
+        )
+    return sql_name(key), name
 
 
 def where_help() -> str:
@@ -110,13 +109,27 @@ def where_help() -> str:
     scores = view_score_columns()
     absent = [c for c in scores if c not in RELEASE_SCORES]
     missing = ", ".join(absent[:-1]) + f" or {absent[-1]}" if len(absent) > 1 else "".join(absent)
+    caption_cols = ", ".join(f"{c}_caption" for c in CAPTION_PRIORITY)
     return (
-        "DuckDB expression, applied first with any rule. Columns: clip_id, video_id, start, "
-        f'"end" (quoted), duration (s), start_ms, end_ms, caption ({" > ".join(CAPTION_PRIORITY)}), '
-        f"{', '.join(scores)} (NULL when absent); from a clips.parquet also source, fps, width, "
-        "height, status, shard, meta, captions, scores (maps: scores['key']), frame_captions. "
-        f"Release input has no {missing}, and adds umt_key (UMT_Score or UMT-SIM)."
+        "A DuckDB expression (one, checked: no statements, subqueries or file functions), "
+        "applied first with any rule. Columns of a run's clips.parquet: clip_id, video_id, "
+        f'start, "end" (quoted), duration (s), start_ms, end_ms, caption (the best: '
+        f"{' > '.join(CAPTION_PRIORITY)}), {caption_cols}, {', '.join(scores)} and the "
+        "run's other score columns (NULL when absent), frame_captions (a list), source, fps, "
+        "width, height, meta (JSON: json_extract), status, shard. Release input has only "
+        f"clip_id, video_id, start, end, duration, start_ms, end_ms, caption, aesthetic, umt "
+        f"(no {missing}) and umt_key (UMT_Score or UMT-SIM)."
     )
+
+
+@dataclass(frozen=True)
+class Source:
+    """The view `src` of a subset's input, and what the output parquet keeps of it."""
+
+    kind: str  # "parquet" | "release"
+    columns: tuple[str, ...]  # the view's columns a --where can name
+    schema: pa.Schema  # of PREFIX.parquet: the run's own columns (clip_schema() for release)
+    files: tuple[str, ...]  # files the view reads at query time (allowed once DuckDB is locked)
 
 
 def resolve_input(path: Path) -> tuple[str, Path]:
@@ -135,25 +148,88 @@ def resolve_input(path: Path) -> tuple[str, Path]:
     raise SubsetError(f"{path}: expected a run folder, a .parquet or a release .jsonl[.gz]")
 
 
+def _convert_legacy(path: Path, work: Path) -> Path:
+    """A legacy clips.parquet (MAP columns) as a flat one in `work`: io.tables.upgrade_table
+    batch by batch, conformed to the union of the caption and score keys."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from internvid.io.tables import clip_schema, upgrade_table
+
+    f = pq.ParquetFile(path)
+    captions: set[str] = set()
+    scores: set[str] = set()
+    for batch in f.iter_batches(LEGACY_BATCH_ROWS, columns=["captions", "scores"]):
+        for col, keys in (("captions", captions), ("scores", scores)):
+            keys.update(k for k in pc.unique(batch.column(col).keys).to_pylist() if k is not None)
+    try:
+        schema = clip_schema(scores, captions)
+    except ValueError as e:
+        raise SubsetError(f"{path}: {e}") from None
+    out = work / "clips-flat.parquet"
+    with pq.ParquetWriter(out, schema) as writer:
+        for batch in f.iter_batches(LEGACY_BATCH_ROWS):
+            t = upgrade_table(pa.Table.from_batches([batch]))
+            columns = [
+                t.column(c.name).cast(c.type)
+                if c.name in t.schema.names
+                else pa.nulls(len(t), c.type)
+                for c in schema
+            ]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+    return out
+
+
 def create_source(
-    con: duckdb.DuckDBPyConnection, kind: str, path: Path, ignore_errors: bool
-) -> None:
-    """View `src`: one row per clip with the columns `where_help` lists."""
+    con: duckdb.DuckDBPyConnection, kind: str, path: Path, ignore_errors: bool, work: Path
+) -> Source:
+    """View `src`: one row per clip with the columns `where_help` lists, plus `_row` (input
+    order) and `_valid`. A legacy clips.parquet (MAP columns `captions` and `scores`, before
+    0.2) is converted into a flat one in `work` first."""
     if kind == "parquet":
-        scores = ", ".join(
-            f"map_extract(scores, {sql_str(k)})[1] AS {sql_name(k)}" for k in view_score_columns()
-        )
-        con.execute(
-            f"""CREATE VIEW src AS SELECT
-                file_row_number AS _row, clip_id, video_id, "start", "end", duration, source, fps,
-                width, height, captions, scores, frame_captions, meta, status, shard,
-                {caption_sql()} AS caption, {scores},
-                CAST(round_even("start" * 1000, 0) AS BIGINT) AS start_ms,
-                CAST(round_even("end" * 1000, 0) AS BIGINT) AS end_ms,
-                true AS _valid
-            FROM read_parquet({sql_str(str(path))}, file_row_number = true)"""
-        )
-        return
+        return _parquet_source(con, path, work)
+    return _release_source(con, path, ignore_errors)
+
+
+def _parquet_source(con: duckdb.DuckDBPyConnection, path: Path, work: Path) -> Source:
+    import pyarrow.parquet as pq
+
+    from internvid.io.tables import BASE_COLUMNS, is_legacy
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as e:  # pyarrow raises several kinds on a bad file
+        raise SubsetError(f"{path}: not a parquet file ({e})") from None
+    if is_legacy(schema):
+        logger.info("%s has MAP columns (before internvid 0.2): converting it", path)
+        path = _convert_legacy(path, work)
+        schema = pq.read_schema(path)
+    schema = schema.remove_metadata()
+    missing = sorted(BASE_COLUMNS - set(schema.names))
+    if missing:
+        raise SubsetError(f"{path}: not a clips.parquet (no column {', '.join(missing)})")
+    names = [n.lower() for n in schema.names]
+    clash = sorted({n for n in names if names.count(n) > 1 or n in (*MS_COLUMNS, "_row", "_valid")})
+    if clash:  # DuckDB names are case-insensitive; the view adds start_ms, end_ms, _row, _valid
+        raise SubsetError(f"{path}: column names DuckDB cannot tell apart: {clash}")
+    absent = [s for s in view_score_columns() if s.lower() not in names]
+    path = path.resolve()
+    cols = ", ".join(sql_name(n) for n in schema.names)
+    nulls = "".join(f", NULL::DOUBLE AS {sql_name(s)}" for s in absent)
+    con.execute(
+        f"""CREATE VIEW src AS SELECT
+            file_row_number AS _row, {cols}{nulls},
+            CAST(round_even("start" * 1000, 0) AS BIGINT) AS start_ms,
+            CAST(round_even("end" * 1000, 0) AS BIGINT) AS end_ms,
+            true AS _valid
+        FROM read_parquet({sql_str(str(path))}, file_row_number = true)"""
+    )
+    return Source("parquet", (*schema.names, *absent, *MS_COLUMNS), schema, (str(path),))
+
+
+def _release_source(con: duckdb.DuckDBPyConnection, path: Path, ignore_errors: bool) -> Source:
+    from internvid.io.tables import clip_schema
 
     def ms(col: str) -> str:
         return (
@@ -198,45 +274,53 @@ def create_source(
                      AND end_ms >= start_ms, false) AS _valid
         FROM release"""
     )
+    return Source("release", RELEASE_COLUMNS, clip_schema(), ())
 
 
-def output_columns(kind: str) -> str:
-    """SQL select list: the clips.parquet columns, then `_line`, the release JSON line."""
-    if kind == "parquet":
-        clip_cols = (
-            'clip_id, video_id, "start", "end", duration, source, fps, width, height, captions, '
-            "scores, frame_captions, meta, status, shard"
-        )
-        # io.release.row_from_clip: umt, else viclip_sim (read from the map: the view's
-        # score columns follow the registry, the release format does not)
-        aesthetic = "map_extract(scores, 'aesthetic')[1]"
-        umt = "coalesce(map_extract(scores, 'umt')[1], map_extract(scores, 'viclip_sim')[1])"
+def output_columns(source: Source) -> str:
+    """SQL select list: the output parquet's columns (`source.schema`), then `_line`, the
+    release JSON line (io.release.row_from_clip of the clip, written as ReleaseWriter does)."""
+    from internvid.records import CAPTION_PRIORITY
+
+    if source.kind == "parquet":
+        clip_cols = ", ".join(sql_name(n) for n in source.schema.names)
+        have = {c.lower() for c in source.columns}
+
+        def col(name: str) -> str:
+            return sql_name(name) if name in have else "NULL::DOUBLE"
+
+        # row_from_clip: pick_caption of the captions; umt, else viclip_sim
+        caption = caption_sql([f"{c}_caption" for c in CAPTION_PRIORITY if f"{c}_caption" in have])
+        aesthetic, umt = col("aesthetic"), f"coalesce({col('umt')}, {col('viclip_sim')})"
         umt_key = (
             "CASE WHEN json_extract_string(meta, '$.release_umt_key') = 'UMT-SIM' "
             "THEN 'UMT-SIM' ELSE 'UMT_Score' END"
         )
-    else:
-        scores = (
-            "CASE WHEN aesthetic IS NULL AND umt IS NULL THEN MAP {}::MAP(VARCHAR, DOUBLE) "
-            "WHEN umt IS NULL THEN MAP {'aesthetic': aesthetic} "
-            "WHEN aesthetic IS NULL THEN MAP {'umt': umt} "
-            "ELSE MAP {'aesthetic': aesthetic, 'umt': umt} END"
+    else:  # io.release.clip_from_row's clip, as io.tables.clip_to_row writes it
+        given = {
+            "clip_id": "clip_id",
+            "video_id": "video_id",
+            "start": '"start"',
+            "end": '"end"',
+            "duration": '"end" - "start"',  # as clip_to_row: end - start of the clip's floats
+            "caption": best_caption_sql("caption"),
+            "release_caption": "caption",
+            "aesthetic": "aesthetic",
+            "umt": "umt",
+            "frame_captions": "[]::VARCHAR[]",
+            "source": "''",
+            "meta": "'{\"release_umt_key\": \"' || umt_key || '\"}'",
+            "status": "'split'",
+        }
+        clip_cols = ", ".join(
+            f"{given.get(f.name, 'NULL')} AS {sql_name(f.name)}" for f in source.schema
         )
-        clip_cols = (
-            'clip_id, video_id, "start", "end", duration, \'\' AS source, NULL::DOUBLE AS fps, '
-            "NULL::INTEGER AS width, NULL::INTEGER AS height, "
-            "CASE WHEN caption IS NULL THEN MAP {}::MAP(VARCHAR, VARCHAR) "
-            "ELSE MAP {'release': caption} END AS captions, "
-            f"{scores} AS scores, []::VARCHAR[] AS frame_captions, "
-            "'{\"release_umt_key\": \"' || umt_key || '\"}' AS meta, "
-            "'split' AS status, NULL::INTEGER AS shard"
-        )
-        aesthetic, umt, umt_key = "aesthetic", "umt", "umt_key"
+        caption, aesthetic, umt, umt_key = "caption", "aesthetic", "umt", "umt_key"
     line = (
         "'{\"YoutubeID\": ' || to_json(video_id) "
         f'|| \', "Start_timestamp": "\' || {ms_to_text("start_ms", "%02d:%02d:%02d.%03d")} '
         f'|| \'", "End_timestamp": "\' || {ms_to_text("end_ms", "%02d:%02d:%02d.%03d")} || \'"\' '
-        "|| coalesce(', \"Caption\": ' || _py_json(caption), '') "
+        f"|| coalesce(', \"Caption\": ' || _py_json({caption}), '') "
         f"|| CASE WHEN isfinite({aesthetic}) "
         f"THEN ', \"Aesthetic_Score\": ' || CAST({aesthetic} AS VARCHAR) ELSE '' END "
         f"|| CASE WHEN isfinite({umt}) "
