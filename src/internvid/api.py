@@ -41,6 +41,15 @@ SHORTHANDS = {
 }
 MODEL_WORDS = {"real": "paper"}  # the CLI's --models words that name a caption preset
 FAILURE_FIELDS = ("item", "stage", "reason", "message", "source")  # failures.jsonl's keys
+QUERY_EXTRA = "pip install 'internvid[query]'"  # brings pandas and DuckDB
+
+
+def _pandas() -> Any:
+    try:
+        import pandas as pd
+    except ImportError as e:
+        raise ImportError(f"RunFolder's tables are pandas DataFrames: {QUERY_EXTRA}") from e
+    return pd
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -186,25 +195,19 @@ class RunFolder:
     @property
     def clips(self) -> pd.DataFrame:
         """clips.parquet as a pandas DataFrame, one row per clip, its columns as written."""
-        import pandas as pd
-
-        return pd.read_parquet(self.clips_path)
+        return _pandas().read_parquet(self.clips_path)
 
     @property
     def videos(self) -> pd.DataFrame:
         """videos.parquet as a pandas DataFrame, one row per source video that was probed."""
-        import pandas as pd
-
-        return pd.read_parquet(self.path / "videos.parquet")
+        return _pandas().read_parquet(self.path / "videos.parquet")
 
     @property
     def failures(self) -> pd.DataFrame:
         """failures.jsonl as a DataFrame: item, stage, reason, message, source (no rows: none)."""
-        import pandas as pd
-
         rows = _read_failures(self.path)
         columns = list(dict.fromkeys([*FAILURE_FIELDS, *(k for r in rows for k in r)]))
-        return pd.DataFrame(rows, columns=columns)
+        return _pandas().DataFrame(rows, columns=columns)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -221,8 +224,10 @@ class RunFolder:
     def duckdb(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyRelation:
         """A DuckDB relation over clips.parquet on `con` (None: DuckDB's default connection),
         e.g. `.filter("aesthetic > 4").order("clip_id").df()`."""
-        import duckdb
-
+        try:
+            import duckdb
+        except ImportError as e:
+            raise ImportError(f"RunFolder.duckdb needs DuckDB: {QUERY_EXTRA}") from e
         return (con or duckdb.default_connection()).read_parquet(str(self.clips_path))
 
     def shard_paths(self) -> list[Path]:
