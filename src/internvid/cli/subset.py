@@ -184,7 +184,7 @@ def subset(
     typer.echo(f"{result.summary()} -> {result.jsonl}, {result.parquet} ({result.rows:,} rows)")
     done = outcome(result.rows, result.rows_in, 0, what="rows")
     if done.code != EXIT_OK:
-        log.warning("subset %s: %s: the subset is empty", rule, done.message)
+        log.warning("the %s subset is empty: %s", rule, done.message)
         raise typer.Exit(done.code)
     if export:
         try:

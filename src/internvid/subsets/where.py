@@ -185,14 +185,15 @@ def check_where(text: str, columns: Iterable[str] | None = None) -> str:
             f"--where {text!r} is not one SQL expression: it holds {len(statements)} statements"
         )
     where = statements[0].get("node", {}).get("where_clause")
+    if where is not None:  # what the expression holds first: the clearer message
+        bound: set[str] = set()
+        _lambda_names(where, bound)
+        _check_node(where, None if columns is None else {c.lower() for c in columns}, bound, text)
     if where is None or _without_locations(statements[0]) != _bare_select():
         raise SubsetError(
             f"--where {text!r} is not one SQL expression (FROM, GROUP BY, ORDER BY, LIMIT, UNION, "
             "WITH and the like cannot follow it)"
         )
-    bound: set[str] = set()
-    _lambda_names(where, bound)
-    _check_node(where, None if columns is None else {c.lower() for c in columns}, bound, text)
     (sql,) = (
         _connection()
         .cursor()  # a connection of its own: callers may be threads
