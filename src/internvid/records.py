@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +79,17 @@ class Video:
     rotation: int = 0  # display rotation in degrees (0, 90, 180, 270) from side data
     size_bytes: int | None = None  # file size on disk
     meta: dict[str, Any] = field(default_factory=dict)  # free metadata (title, query, list columns)
+
+    def to_row(self) -> dict[str, Any]:
+        """The video's facts as a `videos.parquet` row (meta as a JSON object string)."""
+        row = dataclasses.asdict(self)
+        row["meta"] = meta_json(self.meta)
+        return row
+
+
+def meta_json(meta: dict[str, Any]) -> str:
+    """A meta mapping as the JSON text the tables hold (sorted keys, UTF-8 kept)."""
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)
 
 
 # the caption a clip is known by (KEY.txt, the release row, subsets, the report): the first

@@ -127,9 +127,7 @@ class Context:
 
     def probed(self, sample: Sample) -> None:
         """Note the sample's probe facts for its `videos.parquet` row."""
-        from internvid.io.tables import video_to_row
-
-        self.failures.append(Probed(video_to_row(sample.video)))
+        self.failures.append(Probed(sample.video.to_row()))
 
     def fail(self, sample: Sample, reason: str, message: str, item: str | None = None) -> None:
         """Record a failed item (the whole video, or one clip of it when `item` is a clip id)."""

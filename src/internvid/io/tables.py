@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Iterable
@@ -13,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from internvid.io.atomic import temp_name
-from internvid.records import CAPTION_PRIORITY, Clip, Video, pick_caption
+from internvid.records import CAPTION_PRIORITY, Clip, Video, meta_json, pick_caption
 
 # One row per clip, flat: a string column per caption, a float64 column per score (no MAP
 # columns, so `datasets`, pandas, polars and DuckDB load it as it is). Documented column by
@@ -131,8 +130,7 @@ VIDEO_SCHEMA = pa.schema(
 )
 
 
-def _json(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+_json = meta_json
 
 
 def clip_to_row(clip: Clip) -> dict[str, Any]:
@@ -196,9 +194,7 @@ def row_to_clip(row: dict[str, Any]) -> Clip:
 
 def video_to_row(video: Video) -> dict[str, Any]:
     """A Video as a `videos.parquet` row."""
-    row = dataclasses.asdict(video)
-    row["meta"] = _json(video.meta)
-    return row
+    return video.to_row()
 
 
 def clips_table(clips: Iterable[Clip]) -> pa.Table:
