@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tarfile
 import tempfile
 import time
@@ -17,9 +18,9 @@ import pyarrow.parquet as pq
 from internvid.config import RunConfig, ScoreConfig
 from internvid.engine import Failure, Sample, StageStats
 from internvid.hub import ModelsUnavailable, resolve_models
-from internvid.io.atomic import write_json_atomic, write_jsonl_atomic
+from internvid.io.atomic import temp_name, write_json_atomic, write_jsonl_atomic
 from internvid.io.release import ReleaseWriter, row_from_clip
-from internvid.io.shards import shard_name
+from internvid.io.shards import add_member, sample_json, shard_name
 from internvid.io.tables import clips_table, read_clips, write_table_atomic
 from internvid.media.onepass import OnePass
 from internvid.records import Clip, Video
@@ -66,6 +67,40 @@ def _clip_file(out_dir: Path, clip: Clip, tmp: Path) -> Path | None:
         with tar.extractfile(member) as src, open(target, "wb") as dst:
             dst.write(src.read())
     return target
+
+
+def rewrite_shard(tar_path: Path, clips: list[Clip]) -> bool:
+    """Rewrite a shard's KEY.json (and KEY.txt) members from `clips`, streaming every other
+    member (the mp4s) across unchanged; the new tar replaces the old one in one rename, so a
+    kill leaves it old or new. Returns False (and leaves the tar alone) when nothing changed."""
+    by_key = {c.clip_id: c for c in clips}
+    tmp = temp_name(tar_path)
+    changed = False
+    try:
+        with tarfile.open(tar_path, "r:") as src, open(tmp, "wb") as f:
+            with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as out:
+                for member in src:
+                    key, _, ext = member.name.partition(".")  # clip ids hold no dot
+                    clip = by_key.get(key) if member.isfile() else None
+                    new = None
+                    if clip is not None and ext == "json":
+                        new = json.dumps(sample_json(clip), ensure_ascii=False).encode()
+                    elif clip is not None and ext == "txt":
+                        new = clip.best_caption().encode()
+                    if new is None:
+                        stream = src.extractfile(member) if member.isfile() else None
+                        out.addfile(member, stream)
+                        continue
+                    with src.extractfile(member) as old:
+                        changed |= old.read() != new
+                    add_member(out, member.name, new)
+            f.flush()
+            os.fsync(f.fileno())
+        if changed:
+            os.replace(tmp, tar_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return changed
 
 
 def frames_for_video(
@@ -163,10 +198,19 @@ def score_folder(
 
     # rewrite the tables: clips.parquet, the shard sidecars, internvid.jsonl, failures, stats
     write_table_atomic(clips_table(clips), clips_path)
-    for shard in {c.shard for c in clips if c.shard is not None}:
+    per_shard: dict[int, list[Clip]] = {}
+    for clip in clips:
+        if clip.shard is not None:
+            per_shard.setdefault(clip.shard, []).append(clip)
+    rewritten = 0
+    for shard, shard_clips in sorted(per_shard.items()):
         sidecar = out_dir / "shards" / f"{shard_name(shard)}.parquet"
         if sidecar.is_file():
-            write_table_atomic(clips_table([c for c in clips if c.shard == shard]), sidecar)
+            write_table_atomic(clips_table(shard_clips), sidecar)
+        tar_path = sidecar.with_suffix(".tar")
+        if tar_path.is_file():  # KEY.json holds the new scores too
+            rewritten += rewrite_shard(tar_path, shard_clips)
+    log.info("%d shard tar(s) rewritten with the new scores", rewritten)
     with ReleaseWriter(out_dir / "internvid.jsonl") as w:
         for clip in clips:
             w.write(row_from_clip(clip))
