@@ -54,9 +54,14 @@ def test_flt_keeps_at_least_ceil_30_percent(five, tmp_path: Path) -> None:
     )
     best = sorted(clips, key=lambda c: -c.scores["viclip_sim"])[:2]
     assert set(out_ids(tmp_path / "f")) == {c.clip_id for c in best}
-    # 0.6 x 5 = 3 exactly (3.0000000000000004 in floats): 3, not 4
-    result = make_subset(run, tmp_path / "g", SubsetConfig(rule="flt", size=1, top_fraction=0.6))
-    assert [s.after for s in result.steps] == [5, 5, 3, 1]
+    # 0.28 x 25 = 7 exactly (7.000000000000001 in floats): 7, not 8
+    more = [Clip.new("w", 10.0 * i, 10.0 * i + 2, scores={"viclip_sim": i / 25}) for i in range(25)]
+    (tmp_path / "run25").mkdir()
+    write_table_atomic(clips_table(more), tmp_path / "run25" / "clips.parquet")
+    cfg = SubsetConfig(rule="flt", size=7, top_fraction=0.28)
+    result = make_subset(tmp_path / "run25", tmp_path / "g", cfg)
+    assert [s.after for s in result.steps] == [25, 25, 7, 7]
+    assert set(out_ids(tmp_path / "g")) == {c.clip_id for c in more[-7:]}
 
 
 def test_exit_codes(five, tmp_path: Path) -> None:
