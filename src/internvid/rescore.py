@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from internvid.config import RunConfig, ScoreConfig
 from internvid.engine import Failure, Sample, StageStats
 from internvid.hub import ModelsUnavailable, resolve_models
-from internvid.io.atomic import temp_name, write_json_atomic, write_jsonl_atomic
+from internvid.io.atomic import remove_temp_files, temp_name, write_json_atomic, write_jsonl_atomic
 from internvid.io.release import ReleaseWriter, row_from_clip
 from internvid.io.shards import add_member, sample_json, shard_name
 from internvid.io.tables import clips_table, read_clips, write_table_atomic
@@ -166,6 +166,8 @@ def score_folder(
         notes.append("scores come from random-weight tiny models: noise, for smoke runs only")
         log.warning("%s", notes[-1])
     stage.setup()
+    if remove_temp_files(out_dir / "shards"):  # the half-written tars of a killed score
+        log.info("removed the temp files of an interrupted score in %s", out_dir / "shards")
     onepass = OnePass(None, 1, None, stage.frame_needs, fast_decode=True)
 
     clips = read_clips(clips_path)
