@@ -188,12 +188,12 @@ def subset(
         raise typer.Exit(done.code)
     if export:
         try:
-            done = export_subset(run_dir, result.parquet, out, clips_per_shard, export_format)
+            exported = export_subset(run_dir, result.parquet, out, clips_per_shard, export_format)
         except SubsetError as e:
             log.error("%s", e)
-            raise typer.Exit(2) from e
-        typer.echo(f"export: {done.summary()} -> {out}")
-        verdict = outcome(done.clips, done.inputs, done.failures, what="clips exported")
+            raise typer.Exit(EXIT_USAGE) from e
+        typer.echo(f"export: {exported.summary()} -> {out}")
+        verdict = outcome(exported.clips, exported.inputs, exported.failures, what="clips exported")
         if verdict.code:
             log.error("%s", verdict.message)
             raise typer.Exit(verdict.code)
