@@ -364,8 +364,10 @@ def _write_hf(
     failures: list[Failure] = []
     n, batch, size = 0, [], 0
     tmp = temp_name(path)
+    # the rows zstd, the mp4 bytes as they are (compressed video does not shrink)
+    codecs = {f.name: "none" if f.name == VIDEO_COLUMN else "zstd" for f in schema}
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, schema, compression=codecs) as writer:
             for clip, _, stream in _members(run_dir, clips, clip_files, failures):
                 row = clip_to_row(clip)
                 if stream is not None:
