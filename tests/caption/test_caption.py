@@ -17,6 +17,7 @@ from internvid.cli import app
 from internvid.config import CaptionConfig
 from internvid.engine import Sample, StageStats
 from internvid.hub import ModelsUnavailable, resolve_models
+from internvid.io.tables import row_to_clip
 from internvid.records import Clip, Video
 from internvid.stages.caption import FuseStage
 from internvid.tiny.captioners import build_tiny_models
@@ -153,14 +154,14 @@ def test_run_with_tiny_models_writes_every_caption(tmp_path, demo_videos, tiny_r
     rows = pq.read_table(out / "clips.parquet").to_pylist()
     assert rows
     for row in rows:
-        caps = dict(row["captions"])
-        assert set(caps) >= {"coarse", "fused"}
+        assert row["coarse_caption"] is not None and row["fused_caption"] is not None
+        assert row["caption"] == row_to_clip(row).best_caption()  # fused, else coarse
         n_frames = len(range(0, round(row["duration"] * row["fps"]), round(row["fps"])))
         assert len(row["frame_captions"]) == n_frames  # one per second
         meta = json.loads(row["meta"])
         assert len(meta["frame_caption_times"]) == n_frames and "caption_lang" in meta
     lines = [json.loads(x) for x in (out / "internvid.jsonl").read_text().splitlines()]
-    assert [x["Caption"] for x in lines] == [dict(r["captions"])["fused"] for r in rows]
+    assert [x["Caption"] for x in lines] == [r["fused_caption"] for r in rows]
     stats = json.loads((out / "stats.json").read_text())
     assert any("tiny" in n and "noise" in n for n in stats["notes"])
     assert [s["name"] for s in stats["stages"]][-3:] == ["caption", "fuse", "cut"]

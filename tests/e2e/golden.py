@@ -155,7 +155,7 @@ def eval_digest(src: Path | None, work: Path, cache: Path, run: Path) -> dict[st
     sources = {c["video_id"]: c["source"] for c in videos}
     with ann.open("w") as f:
         for c in clips:
-            cap = dict(c["captions"]).get("fused") or dict(c["captions"]).get("coarse") or "a video"
+            cap = c["fused_caption"] or c["coarse_caption"] or "a video"
             f.write(json.dumps({"video": sources[c["video_id"]], "caption": cap}) + "\n")
     with cls.open("w") as f:
         for i, c in enumerate(videos):

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from internvid.cli import app
 from internvid.config import RunConfig, ScoreConfig
 from internvid.hub import OFFICIAL_CLIP, OFFICIAL_VICLIP
+from internvid.io.tables import read_clips, row_to_clip
 from internvid.run import run
 from internvid.scores.aesthetic import AESTHETIC_HEADS
 from internvid.scores.viclip_sim import caption_percentiles
@@ -58,7 +59,7 @@ def tiny_cache(tmp_path_factory):
 
 def _scored(out):
     rows = pq.read_table(out / "clips.parquet").to_pylist()
-    return rows, [dict(r["scores"]) for r in rows]
+    return rows, [row_to_clip(r).scores for r in rows]
 
 
 def test_run_with_every_score(tmp_path, demo_videos, tiny_cache):
@@ -93,11 +94,11 @@ def test_score_command_fills_columns_of_a_finished_run(tmp_path, demo_videos, ti
     assert [r["clip_id"] for r in after] == [r["clip_id"] for r in before]
     for r0, r1, s in zip(before, after, scores, strict=True):
         assert {"viclip_sim", "aesthetic", "clipscore", "text_overlay"} <= set(s)
-        assert dict(r1["captions"]) == dict(r0["captions"])  # nothing else recomputed
+        assert row_to_clip(r1).captions == row_to_clip(r0).captions  # nothing else recomputed
         assert r1["frame_captions"] == r0["frame_captions"]
-        assert s["motion"] == dict(r0["scores"])["motion"]
+        assert s["motion"] == r0["motion"]
     sidecars = sorted((out / "shards").glob("*.parquet"))
-    side = [dict(r["scores"]) for p in sidecars for r in pq.read_table(p).to_pylist()]
+    side = [c.scores for p in sidecars for c in read_clips(p)]
     assert sorted(x["aesthetic"] for x in side) == sorted(x["aesthetic"] for x in scores)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["score_command"]["scored"] == len(after)
@@ -131,7 +132,7 @@ def test_text_overlay_flags_the_slide_video(real_videos, tmp_path):
     rows = pq.read_table(tmp_path / "out" / "clips.parquet").to_pylist()
     by_video: dict[str, list[float]] = {}
     for r in rows:
-        by_video.setdefault(r["video_id"], []).append(dict(r["scores"])["text_overlay"])
+        by_video.setdefault(r["video_id"], []).append(r["text_overlay"])
     slides = np.mean(by_video["v2d_test_video"])
     camera = max(np.mean(by_video["cosmos_clip_10s"]), np.mean(by_video["nasa_13013"]))
     assert slides > 5 * camera and slides > 0.05, by_video
