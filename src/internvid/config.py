@@ -897,7 +897,7 @@ class SubsetConfig:
     where: str | None = None
     # FLT's score: None = viclip_sim (umt for release input)
     score: str | None = None
-    # FLT keeps floor(top_fraction * n) clips by the score
+    # FLT keeps ceil(top_fraction * n) clips by the score
     top_fraction: float = 0.3
     # FLT drops clips shorter than this (seconds)
     min_duration: float = 1.0
