@@ -290,6 +290,21 @@ def subset(
     return make_subset(run_dir, out, config_from_dict(SubsetConfig, data))
 
 
+def export(
+    run_dir: str | os.PathLike,
+    subset_parquet: str | os.PathLike,
+    target: str | os.PathLike,
+    fmt: str = "wds",
+    clips_per_shard: int = 1000,
+) -> Any:
+    """`internvid subset ... --shards` from Python: the clips of a subset (OUT.parquet of
+    `subset`) as WebDataset shards (`fmt="wds"`, mp4s copied byte for byte) or a Hugging Face
+    `datasets` folder (`fmt="hf"`) in `target`; resumable (`internvid.subsets.export`)."""
+    from internvid.subsets.export import export_subset
+
+    return export_subset(run_dir, subset_parquet, target, clips_per_shard, fmt)
+
+
 def load_viclip(ref: str, device: str = "cpu", **options: Any) -> Any:
     """A ViCLIP in eval mode (`internvid.hub.load_viclip`): `ref` a .pth / .safetensors file,
     OWNER/REPO/FILE on the hub (hub.OFFICIAL_VICLIP) or tiny:viclip; `options`: cache_dir,
