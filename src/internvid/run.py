@@ -27,6 +27,7 @@ from internvid.io.atomic import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from internvid.io.lock import clear_work_dir, locked
 from internvid.io.release import ReleaseWriter, row_from_clip
 from internvid.io.shards import shard_name
 from internvid.io.tables import (
@@ -163,7 +164,8 @@ def _check_identity(out_dir: Path, cfg: RunConfig, samples: list[Sample], overwr
                     "to replace it, or choose another --out"
                 )
             log.warning("--overwrite: removing the previous run in %s", out_dir)
-            for name in ("_work", "shards", "downloads"):
+            clear_work_dir(out_dir / "_work")  # all but the lock this run holds
+            for name in ("shards", "downloads"):
                 shutil.rmtree(out_dir / name, ignore_errors=True)
     write_json_atomic(run_file, identity)
 
@@ -172,6 +174,7 @@ def _shards(samples: list[Sample], per_shard: int) -> list[list[Sample]]:
     return [samples[i : i + per_shard] for i in range(0, len(samples), per_shard)]
 
 
+@locked("run")  # one writer per output folder (io/lock.py)
 def run(
     inputs: list[str],
     out_dir: str | Path,

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import cv2
 
+from internvid.io.lock import locked
 from internvid.train.data import TrainClip, decode_at, expand_shards, index_shard, segment_times
 
 log = logging.getLogger(__name__)
 
 
+@locked("train-frames", arg="out")  # one writer per frame-shard folder
 def write_frame_shards(
     source: str | Sequence[str],
     out: str | Path,
