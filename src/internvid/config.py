@@ -23,6 +23,7 @@ CAPTION_PRESETS = ("none", "tiny", "lite", "paper")  # caption.models choices
 FUSION_MODES = ("seq2seq", "chat", "none")  # caption.fusion choices ("" keeps the preset's)
 DTYPES = ("auto", "fp32", "fp16", "bf16")  # caption.dtype and score.dtype choices
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
+MAX_WORKERS = 256  # most worker processes/threads a command starts (a typo's 10000 is refused)
 
 
 @dataclass
@@ -35,6 +36,12 @@ class InputConfig:
     path_template: str | None = None
     # take only the first N videos (after sorting): quick trials
     limit: int | None = None
+    # longest input line read (metadata, .txt/.csv/.jsonl lists), in bytes; a longer one is
+    # skipped in bounded chunks and becomes one `line_too_long` failure row (docs/security.md)
+    max_line_bytes: int = 1 << 20
+    # longest Caption of a metadata row, in characters; a longer one fails its row
+    # (`caption_too_long`), it is never truncated (docs/security.md)
+    max_caption_chars: int = 16 * 1024
 
 
 @dataclass
@@ -343,6 +350,9 @@ class RunConfig:
             (self.score.text_frame_size >= 32, "score.text_frame_size must be >= 32"),
             (self.output.videos_per_shard >= 1, "output.videos_per_shard must be >= 1"),
             (self.workers >= 1, "workers must be >= 1"),
+            (self.workers <= MAX_WORKERS, f"workers must be <= {MAX_WORKERS}"),
+            (self.input.max_line_bytes >= 1024, "input.max_line_bytes must be >= 1024"),
+            (self.input.max_caption_chars >= 1, "input.max_caption_chars must be >= 1"),
             (self.executor in ("local", "ray"), "executor must be local or ray"),
             (
                 min(self.ray.cpu_actors, self.ray.gpu_actors) >= 0,
@@ -604,8 +614,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         as_json = Path(path).suffix.lower() == ".json"
         with open(path, encoding="utf-8") as f:
             data = json.load(f) if as_json else (yaml.safe_load(f) or {})
+    except yaml.constructor.ConstructorError as e:  # a tag such as !!python/object
+        where = f" (line {e.problem_mark.line + 1})" if e.problem_mark else ""
+        raise ValueError(
+            f"{path}{where}: refused by the safe YAML loader: {' '.join(str(e.problem).split())}; "
+            "config files hold plain values, no tags that build Python objects"
+        ) from None
     except (yaml.YAMLError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a valid config file ({e})") from e
+        raise ValueError(f"{path}: not a valid config file ({' '.join(str(e).split())})") from e
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the top level of a config file must be a mapping")
     return data
@@ -738,6 +754,7 @@ class DownloadCommandConfig:
                 "--url-template must be an http(s) URL",
             ),
             (self.workers >= 1, "--workers must be at least 1"),
+            (self.workers <= MAX_WORKERS, f"--workers must be at most {MAX_WORKERS}"),
             (self.rate >= 0 and self.burst >= 1, "--rate must be >= 0 and --burst >= 1"),
             (
                 min(self.retries, self.backoff, self.max_backoff) >= 0,
@@ -828,6 +845,8 @@ class EvalConfig:
             raise ValueError(f"sampling must be one of {EVAL_SAMPLINGS}, not {self.sampling!r}")
         if min(self.batch_size, self.workers, self.chunk) < 1:
             raise ValueError("batch_size, workers and chunk must be >= 1")
+        if self.workers > MAX_WORKERS:
+            raise ValueError(f"workers must be <= {MAX_WORKERS}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError("alpha must be within 0-1")
 
@@ -874,6 +893,8 @@ class EvalGenConfig:
             raise ValueError(f"dtype must be one of {DTYPES}, not {self.dtype!r}")
         if min(self.frames, self.stride, self.splits, self.batch_size, self.workers) < 1:
             raise ValueError("frames, stride, splits, batch_size and workers must be >= 1")
+        if self.workers > MAX_WORKERS:
+            raise ValueError(f"workers must be <= {MAX_WORKERS}")
 
 
 @dataclass

@@ -5,23 +5,48 @@ from __future__ import annotations
 import csv
 import glob
 import gzip
+import io
 import json
 import logging
 import os
+import re
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+from urllib.request import url2pathname
 
 from internvid.config import InputConfig
 from internvid.engine.sample import Failure, Sample
-from internvid.io.release import MalformedRow, clip_from_row, iter_release_rows
+from internvid.io.release import MalformedRow, bounded_lines, clip_from_row, iter_release_rows
 from internvid.records import Video, is_safe_id, make_video_id
 from internvid.stages.download import is_url
 
 log = logging.getLogger(__name__)
 
 LIST_KEYS = ("url", "path", "source", "video", "file")  # columns a list may name its entries by
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")  # an entry that is a URL of some scheme
+
+
+class UnsupportedSource(ValueError):
+    """An entry with a URL scheme other than http(s) and file:// on this host."""
+
+
+def local_source(entry: str) -> str:
+    """`entry` as the run reads it: http(s) URLs and plain paths as they are, a file:// URL of
+    this host as its local path; raises UnsupportedSource for any other scheme."""
+    m = _SCHEME.match(entry)
+    if m is None or is_url(entry):
+        return entry
+    if m.group(1).lower() == "file":
+        u = urlparse(entry)
+        if u.netloc not in ("", "localhost"):
+            raise UnsupportedSource(f"file URL of another host ({u.netloc}): {entry}")
+        return url2pathname(u.path)
+    raise UnsupportedSource(
+        f"unsupported scheme {m.group(1)!r}: inputs are local paths, file:// or http(s) URLs"
+    )
 
 
 @dataclass
@@ -87,6 +112,14 @@ class _Collector:
     # --- one reader per kind of input ---
 
     def read(self, entry: str) -> None:
+        try:
+            entry = local_source(entry)
+        except UnsupportedSource as e:
+            self.fail(entry, "unsupported_scheme", str(e), entry)
+            return
+        if "\x00" in entry:
+            self.fail(repr(entry), "malformed_input", "a NUL byte in a path", repr(entry))
+            return
         if is_url(entry):
             self.add(entry, "url")
             return
@@ -101,7 +134,7 @@ class _Collector:
         elif p.is_file():
             name = p.name.lower()
             if name.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")):
-                if _is_release_file(p):
+                if _is_release_file(p, self.cfg.max_line_bytes):
                     self.read_metadata(p)
                 else:
                     self.read_jsonl_list(p)
@@ -128,6 +161,14 @@ class _Collector:
         if not value:
             self.fail(where, "malformed_input", "empty entry")
             return
+        try:
+            value = local_source(value)
+        except UnsupportedSource as e:
+            self.fail(where, "unsupported_scheme", str(e), value[:200])
+            return
+        if "\x00" in value:
+            self.fail(where, "malformed_input", "a NUL byte in a path", repr(value[:200]))
+            return
         if is_url(value):
             self.add(value, "url", vid, meta)
             return
@@ -138,16 +179,32 @@ class _Collector:
             return
         self.add(str(path), "local", vid, meta)
 
+    def lines(self, p: Path, f: io.BufferedIOBase) -> Iterator[tuple[int, str]]:
+        """(line number, text) of a list file's lines, each read bounded (cfg.max_line_bytes);
+        an overlong or non-UTF-8 line becomes one failure row and is left out."""
+        limit = self.cfg.max_line_bytes
+        for n, raw in enumerate(bounded_lines(f, limit), 1):
+            where = f"{p.name}:{n}"
+            if raw is None:
+                self.fail(where, "line_too_long", f"line longer than {limit} bytes", str(p))
+                continue
+            try:
+                yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                self.fail(where, "malformed_input", f"not UTF-8: {e}", str(p))
+
     def read_text_list(self, p: Path) -> None:
-        with open(p, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
+        with open(p, "rb") as f:
+            for n, line in self.lines(p, f):
                 line = line.strip()
                 if line and not line.startswith("#"):
                     self._list_entry(line, p.parent, f"{p.name}:{n}")
 
     def read_csv_list(self, p: Path) -> None:
-        with open(p, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
+        with open(p, "rb") as f:
+            # overlong / undecodable lines are failure rows already: the reader never sees them
+            text = (line if line.endswith("\n") else line + "\n" for _, line in self.lines(p, f))
+            reader = csv.DictReader(_csv_lines(text, self.cfg.max_line_bytes))
             key = next((k for k in LIST_KEYS if k in (reader.fieldnames or [])), None)
             if key is None:
                 self.fail(
@@ -157,7 +214,16 @@ class _Collector:
                     str(p),
                 )
                 return
-            for n, row in enumerate(reader, 2):
+            n = 1
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as e:  # a field over the limit, a NUL byte...
+                    self.fail(f"{p.name}:{reader.line_num}", "malformed_input", str(e), str(p))
+                    continue
+                n += 1
                 meta = {k: v for k, v in row.items() if k not in (key, "id") and k is not None}
                 self._list_entry(
                     row.get(key) or "", p.parent, f"{p.name}:{n}", row.get("id") or None, meta
@@ -165,8 +231,8 @@ class _Collector:
 
     def read_jsonl_list(self, p: Path) -> None:
         opener = gzip.open if p.name.endswith(".gz") else open
-        with opener(p, "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
+        with opener(p, "rb") as f:
+            for n, line in self.lines(p, f):
                 if not line.strip():
                     continue
                 where = f"{p.name}:{n}"
@@ -207,11 +273,22 @@ class _Collector:
             self.fail(f"{p.name}:{line_no}", error.reason, str(error), str(p))
 
         groups: OrderedDict[str, list] = OrderedDict()
-        for row in iter_release_rows(p, on_error=on_error):
+        rows = iter_release_rows(
+            p,
+            on_error=on_error,
+            max_line_bytes=self.cfg.max_line_bytes,
+            max_caption_chars=self.cfg.max_caption_chars,
+        )
+        for row in rows:
             groups.setdefault(row.youtube_id, []).append(row)
         for vid, rows in groups.items():
             # the id is a safe id (checked by the reader), so it cannot leave the template's folder
             source = template.replace("{YoutubeID}", vid).replace("{id}", vid)
+            try:
+                source = local_source(source)
+            except UnsupportedSource as e:
+                self.fail(vid, "unsupported_scheme", str(e), source)
+                continue
             if not is_url(source) and not Path(source).is_file():
                 self.fail(vid, "missing_file", f"no local file for {vid}: {source}", source)
                 continue
@@ -226,17 +303,23 @@ class _Collector:
                     sample.clips.append(clip)
 
 
-def _is_release_file(p: Path) -> bool:
+def _is_release_file(p: Path, max_line_bytes: int) -> bool:
     opener = gzip.open if p.name.endswith(".gz") else open
-    with opener(p, "rt", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if line.strip():
+    with opener(p, "rb") as f:
+        for line in bounded_lines(f, max_line_bytes):
+            if line is not None and line.strip():  # an overlong line tells nothing: read past it
                 try:
-                    obj = json.loads(line)
+                    obj = json.loads(line.decode("utf-8", errors="replace"))
                 except json.JSONDecodeError:
                     continue  # a malformed line (a truncated first row): the first good one tells
                 return isinstance(obj, dict) and "YoutubeID" in obj
     return False
+
+
+def _csv_lines(lines: Iterator[str], max_line_bytes: int) -> Iterator[str]:
+    """The lines of a CSV list for csv.DictReader, its fields allowed up to the line limit."""
+    csv.field_size_limit(max(csv.field_size_limit(), max_line_bytes))
+    yield from lines
 
 
 def read_inputs(entries: list[str], cfg: InputConfig) -> Inputs:

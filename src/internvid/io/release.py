@@ -25,10 +25,13 @@ from internvid.records import (
 )
 
 __all__ = [
+    "MAX_CAPTION_CHARS",
+    "MAX_LINE_BYTES",
     "UMT_KEYS",
     "MalformedRow",
     "ReleaseRow",
     "ReleaseWriter",
+    "bounded_lines",
     "clip_from_row",
     "iter_release_rows",
     "row_from_clip",
@@ -40,6 +43,9 @@ logger = logging.getLogger(__name__)
 UMT_KEYS = ("UMT_Score", "UMT-SIM")  # the names the release uses for the UMT similarity score
 _REQUIRED = ("YoutubeID", "Start_timestamp", "End_timestamp")
 _FIXED_KEYS = frozenset((*_REQUIRED, "Caption", "Aesthetic_Score"))
+MAX_LINE_BYTES = 1 << 20  # longest metadata line read (bytes, its line ending not counted)
+MAX_CAPTION_CHARS = 16 * 1024  # longest Caption of a row read; a longer one fails the row
+_SKIP_CHUNK = 1 << 16  # bytes read at a time while skipping past an overlong line
 
 # The `reason` slugs of MalformedRow, for reference:
 #   invalid_json      the line is not JSON (or not UTF-8, or uses NaN/Infinity)
@@ -49,6 +55,8 @@ _FIXED_KEYS = frozenset((*_REQUIRED, "Caption", "Aesthetic_Score"))
 #   bad_type          YoutubeID not a string, Caption not a string, a score not a finite number
 #   unsafe_id         YoutubeID could not be used as a file name (records.is_safe_id)
 #   end_before_start  End_timestamp is earlier than Start_timestamp
+#   line_too_long     the line is longer than max_line_bytes (skipped unread, in bounded chunks)
+#   caption_too_long  Caption is longer than max_caption_chars (the row fails, never truncated)
 
 
 class MalformedRow(ValueError):
@@ -187,12 +195,36 @@ _decoder = json.JSONDecoder(parse_constant=_parse_constant)
 _encoder = json.JSONEncoder(ensure_ascii=False)  # = json.dumps(obj, ensure_ascii=False), reused
 
 
-def _parse_line(line: str) -> ReleaseRow:
+def _parse_line(line: str, max_caption_chars: int | None = None) -> ReleaseRow:
     try:
         obj = _decoder.decode(line)
     except ValueError as e:  # JSONDecodeError and NaN/Infinity
         raise MalformedRow("invalid_json", f"invalid JSON: {e}") from None
-    return ReleaseRow.from_json(obj)
+    row = ReleaseRow.from_json(obj)
+    if max_caption_chars is not None and row.caption and len(row.caption) > max_caption_chars:
+        raise MalformedRow(
+            "caption_too_long",
+            f"Caption of {len(row.caption)} characters is longer than {max_caption_chars}",
+        )
+    return row
+
+
+def bounded_lines(f: IO[bytes] | IO[str], max_bytes: int = MAX_LINE_BYTES) -> Iterator[Any]:
+    """The lines of an open file (with their endings), each read with `readline(max_bytes + 1)`;
+    a line longer than `max_bytes` is read past in small chunks, never held whole, and yields
+    None in its place. Memory stays under `max_bytes` whatever the file holds (for a text
+    stream the limit counts characters; a "\\r" before the newline counts as content)."""
+    while True:
+        line = f.readline(max_bytes + 1)
+        if not line:
+            return
+        if len(line) > max_bytes and line[-1:] not in ("\n", b"\n"):
+            line = None
+            while True:  # the rest of the overlong line, chunk by chunk, up to its newline
+                chunk = f.readline(_SKIP_CHUNK)
+                if not chunk or chunk[-1:] in ("\n", b"\n"):
+                    break
+        yield line
 
 
 def _is_gzip(path: str | os.PathLike[str]) -> bool:
@@ -203,31 +235,52 @@ def iter_release_rows(
     path: str | os.PathLike[str] | IO[str] | IO[bytes],
     *,
     on_error: Callable[[int, MalformedRow, str], Any] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    max_caption_chars: int | None = MAX_CAPTION_CHARS,
 ) -> Iterator[ReleaseRow]:
     """Stream the rows of a `.jsonl` / `.jsonl.gz` file or an open file object, line by line.
 
     Blank lines are skipped; line numbers count every line from 1. A malformed line calls
     `on_error(line_no, error, raw_line)` (`raw_line` without its line ending) and is skipped; with
     no `on_error` it raises MalformedRow whose message names the line. Memory stays flat whatever
-    the size of the file.
+    the size of the file: a line over `max_line_bytes` is skipped in bounded chunks (reason
+    `line_too_long`, `raw_line` ""), never read whole, when `path` is a file name or an object
+    with `readline` (other iterables of lines are checked after the fact; an item None stands
+    for an overlong line, as `bounded_lines` yields). A Caption over `max_caption_chars` (None:
+    no limit) fails its row (`caption_too_long`).
     """
     if isinstance(path, str | os.PathLike):
         name = os.fspath(path)
         opener = gzip.open if _is_gzip(path) else open
         with opener(path, "rb") as f:
-            yield from _iter_lines(f, name, on_error)
+            lines = bounded_lines(f, max_line_bytes)
+            yield from _iter_lines(lines, name, on_error, max_line_bytes, max_caption_chars)
     else:
         name = getattr(path, "name", None) or "<stream>"
-        yield from _iter_lines(path, str(name), on_error)
+        lines = bounded_lines(path, max_line_bytes) if hasattr(path, "readline") else path
+        yield from _iter_lines(lines, str(name), on_error, max_line_bytes, max_caption_chars)
 
 
 def _iter_lines(
-    lines: Iterable[str | bytes],
+    lines: Iterable[str | bytes | None],
     name: str,
     on_error: Callable[[int, MalformedRow, str], Any] | None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    max_caption_chars: int | None = MAX_CAPTION_CHARS,
 ) -> Iterator[ReleaseRow]:
     rows = skipped = 0
     for line_no, raw in enumerate(lines, 1):
+        if raw is None or len(raw.rstrip(b"\r\n" if isinstance(raw, bytes) else "\r\n")) > (
+            max_line_bytes
+        ):
+            error = MalformedRow(
+                "line_too_long", f"line longer than {max_line_bytes} bytes: skipped unread"
+            )
+            if on_error is None:
+                raise _at_line(error, name, line_no) from None
+            on_error(line_no, _at_line(error, name, line_no), "")
+            skipped += 1
+            continue
         if isinstance(raw, bytes):
             try:
                 line = raw.decode("utf-8")
@@ -246,7 +299,7 @@ def _iter_lines(
         if not line or line.isspace():
             continue
         try:
-            row = _parse_line(line)
+            row = _parse_line(line, max_caption_chars)
         except MalformedRow as e:
             error = _at_line(e, name, line_no)
             if on_error is None:
