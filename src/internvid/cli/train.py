@@ -194,12 +194,14 @@ def train_frames(
         log.error("%s", e)
         raise typer.Exit(2) from e
     log.info(
-        "frame shards in %s: %d clips in %d shards (%d kept from before); %d clips failed",
+        "frame shards in %s: %d clips in %d shards (%d kept from before); %d clips failed, "
+        "%d with unsafe keys left out",
         out,
         counts["clips"],
         counts["shards"],
         counts["skipped_shards"],
         counts["failed"],
+        counts["unsafe_keys"],
     )
 
 

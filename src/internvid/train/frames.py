@@ -10,9 +10,16 @@ from pathlib import Path
 import cv2
 
 from internvid.io.lock import locked
+from internvid.records import is_safe_id
 from internvid.train.data import TrainClip, decode_at, expand_shards, index_shard, segment_times
 
 log = logging.getLogger(__name__)
+
+
+def is_safe_key(key: str) -> bool:
+    """Whether a source shard's clip key may name members of the tars written here: our clip
+    ids (records.is_safe_id), or dot-joined safe ids ("v.a_..."); never "..", "/", "" parts."""
+    return all(is_safe_id(part) for part in key.split("."))
 
 
 @locked("train-frames", arg="out")  # one writer per frame-shard folder
@@ -26,6 +33,8 @@ def write_frame_shards(
     """Pre-extract training frames: for every clip of `source` shards, `frames` JPEGs at the
     middles of equal segments of its window (short side resized to `short_side`), written with
     its KEY.txt / KEY.json as out/NNNNN.tar (same names as the source shards, atomically).
+    Every member name written is KEY + a suffix of ours; a source key that is not a safe id
+    (`../../x`, `/abs/x`: `is_safe_key`) is left out and counted in `unsafe_keys`.
 
     Training then decodes JPEGs instead of video (`ShardClips` reads both). Returns counts.
     """
@@ -33,7 +42,7 @@ def write_frame_shards(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    counts = {"clips": 0, "failed": 0, "shards": 0, "skipped_shards": 0}
+    counts = {"clips": 0, "failed": 0, "shards": 0, "skipped_shards": 0, "unsafe_keys": 0}
     for path in expand_shards(source):
         target = out / path.name
         if target.is_file():  # done by an earlier, interrupted call
@@ -66,6 +75,10 @@ def _extract_shard(
     with open(path, "rb") as src, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for clip in clips:
             if clip.video is None:
+                continue
+            if not is_safe_key(clip.key):  # a hostile or foreign member name: never copied
+                log.warning("%s: clip key %r is not a safe id: left out", path, clip.key[:200])
+                counts["unsafe_keys"] += 1
                 continue
             src.seek(clip.video.offset)
             data = src.read(clip.video.size)
