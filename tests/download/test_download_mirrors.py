@@ -7,7 +7,6 @@ The plain mirror is `python -m http.server`'s handler on a ThreadingHTTPServer: 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -42,6 +41,7 @@ from internvid.config import DownloadConfig
 from internvid.download import download_release
 from internvid.download.probe import PROBE_BLOCK
 from internvid.engine import Sample
+from internvid.io.lock import hold_lock
 from internvid.records import Video, make_clip_id, parse_timecode
 from internvid.stages.download import DownloadStage
 
@@ -461,7 +461,7 @@ def test_exit_codes_when_it_cannot_start_or_is_locked(server: HookServer, tmp_pa
     assert _exit(p, tmp_path / "bad2", t, log, "--max-failure-rate", "1.5") == 2
     assert _exit(tmp_path / "nope.jsonl", tmp_path / "bad3", t, log) == 2
     assert not (tmp_path / "bad1").exists() and not (tmp_path / "bad2").exists()
-    # another download holds the folder
-    with open(po / ".download.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    # another command holds the folder (the lock run, score and train-frames share)
+    with hold_lock(po, "run"):
         assert _exit(p, po, t, log) == 4
+        assert f"in use by `internvid run` (pid {os.getpid()}" in log.read_text()

@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 WORK = "_download"  # folder of the unit markers and the clips of unfinished units
 SOURCES = "sources"  # _download/sources: whole files of servers without ranges (during a run)
-LOCK_FILE = ".download.lock"  # one `internvid download` at a time per output folder
 
 
 class DownloadSetupError(RuntimeError):
@@ -430,18 +429,15 @@ def _by_line(f: dict[str, Any]) -> int:
 
 @contextlib.contextmanager
 def _folder_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the output folder (released by the OS even on SIGKILL)."""
-    import fcntl
+    """Hold the output folder's lock (io/lock.py, shared with run, score and train-frames: one
+    writer per folder, released by the kernel even on SIGKILL)."""
+    from internvid.io.lock import FolderLocked, hold_lock
 
-    f = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole run
     try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DownloadLockedError(f"another `internvid download` is writing to {out}") from None
-        yield
-    finally:
-        f.close()
+        with hold_lock(out, "download"):
+            yield
+    except FolderLocked as e:
+        raise DownloadLockedError(str(e)) from None
 
 
 def _check_settings(out: Path, cfg: DownloadCommandConfig) -> None:
