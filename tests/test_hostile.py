@@ -202,3 +202,32 @@ def test_train_frames_writes_only_member_names_of_safe_keys(
     assert (
         not list(tmp_path.rglob("*evil*")) and not Path("/tmp/abs_evil_internvid.00.jpg").exists()
     )
+
+
+def test_sources_by_scheme_in_lists(tmp_path: Path) -> None:
+    from internvid.config import InputConfig
+    from internvid.inputs import read_inputs
+
+    video = tmp_path / "a b.mp4"
+    video.write_bytes(b"x")
+    listing = tmp_path / "l.txt"
+    listing.write_text(
+        "\n".join(
+            [
+                video.as_uri(),  # file:///.../a%20b.mp4: the local file
+                f"file://localhost{video}",
+                "file://elsewhere/x.mp4",
+                "ftp://example.com/x.mp4",
+                "https://example.com/x.mp4",
+                "a\x00b.mp4",
+            ]
+        )
+        + "\n"
+    )
+    got = read_inputs([str(listing)], InputConfig())
+    assert [s.video.source for s in got.samples] == [str(video), "https://example.com/x.mp4"]
+    assert [(f.item, f.reason) for f in got.failures] == [
+        ("l.txt:3", "unsupported_scheme"),
+        ("l.txt:4", "unsupported_scheme"),
+        ("l.txt:6", "malformed_input"),
+    ]
