@@ -602,3 +602,43 @@ def test_limit_then_the_full_file_keeps_what_it_has(server: HookServer, tmp_path
         "00000/vidPool0002_000003000_000004000.mp4",
         "00001/vidPool0002_000005000_000006000.mp4",
     ]
+
+
+def test_an_overlong_metadata_line_is_one_failure_row_read_past_in_chunks(tmp_path: Path) -> None:
+    """download reads metadata lines bounded: a 3 MiB line is one line_too_long row, and the
+    rows around it are units as usual (no request is made: units are only listed)."""
+    from internvid.config import DownloadCommandConfig
+    from internvid.download.units import iter_units
+
+    good = '{"YoutubeID": "vidAAAAAAA1", "Start_timestamp": "00:00:01.000", "End_timestamp": "00:00:02.000"}'
+    huge = '{"YoutubeID": "vidAAAAAAA2", "Caption": "' + "x" * (3 << 20) + '"}'
+    meta = tmp_path / "m.jsonl"
+    meta.write_text(f"{good}\n{huge}\n{good.replace('A1', 'A3')}\n")
+    import io
+    from typing import ClassVar
+
+    from internvid.download import units as units_module
+    from internvid.io.release import MAX_LINE_BYTES
+
+    class Bounded(io.BytesIO):  # refuses whole-line iteration, records each read's bound
+        sizes: ClassVar[list[int]] = []
+
+        def __iter__(self):
+            raise AssertionError("metadata iterated line by line: unbounded")
+
+        def readline(self, size: int | None = -1) -> bytes:
+            self.sizes.append(size if size is not None else -1)
+            return super().readline(size)
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(units_module, "open_metadata", lambda path: Bounded(path.read_bytes()))
+    failures: list[dict] = []
+    try:
+        units = list(iter_units(meta, DownloadCommandConfig(), failures))
+    finally:
+        monkey.undo()
+    assert Bounded.sizes and 0 < max(Bounded.sizes) <= MAX_LINE_BYTES + 1
+    ids = [r.row.youtube_id for u in units for r in u.rows]
+    assert ids == ["vidAAAAAAA1", "vidAAAAAAA3"]
+    assert [r.line for u in units for r in u.rows] == [1, 3]
+    assert [(f["line"], f["reason"]) for f in failures] == [(2, "line_too_long")]

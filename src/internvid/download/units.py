@@ -12,7 +12,13 @@ from typing import IO, Any, cast
 
 from internvid.config import URL_ID_FIELD, DownloadCommandConfig
 from internvid.download.errors import MAX_REASON_MESSAGE
-from internvid.io.release import MalformedRow, ReleaseRow, iter_release_rows
+from internvid.io.release import (
+    MAX_LINE_BYTES,
+    MalformedRow,
+    ReleaseRow,
+    bounded_lines,
+    iter_release_rows,
+)
 from internvid.records import is_safe_id, make_clip_id
 
 __all__ = ["Row", "Unit", "check_video_id", "count_rows", "iter_units", "render_url"]
@@ -66,13 +72,14 @@ class Unit:
 
 
 class LineCounter:
-    """Iterates the lines of a file and remembers the number of the last one handed out."""
+    """Iterates the lines of a file and remembers the number of the last one handed out; a
+    line over `max_bytes` is read past in chunks and handed out as None (`line_too_long`)."""
 
-    def __init__(self, f: IO[bytes], name: str) -> None:
-        self.f, self.name, self.line = f, name, 0
+    def __init__(self, f: IO[bytes], name: str, max_bytes: int = MAX_LINE_BYTES) -> None:
+        self.f, self.name, self.line, self.max_bytes = f, name, 0, max_bytes
 
-    def __iter__(self) -> Iterator[bytes]:
-        for raw in self.f:
+    def __iter__(self) -> Iterator[bytes | None]:
+        for raw in bounded_lines(self.f, self.max_bytes):
             self.line += 1
             yield raw
 
