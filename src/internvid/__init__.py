@@ -6,7 +6,16 @@ import types
 __version__ = "0.1.0"
 
 # the Python API (internvid/api.py), imported on first use so that `import internvid` stays fast
-_API = ("open", "subset", "export", "load_viclip", "RunFolder", "run_config", "run_outcome", "score_outcome")
+_API = (
+    "open",
+    "subset",
+    "export",
+    "load_viclip",
+    "RunFolder",
+    "run_config",
+    "run_outcome",
+    "score_outcome",
+)
 
 
 def __getattr__(name: str):
