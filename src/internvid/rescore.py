@@ -21,7 +21,7 @@ from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.io.atomic import remove_temp_files, temp_name, write_json_atomic, write_jsonl_atomic
 from internvid.io.lock import locked
 from internvid.io.release import ReleaseWriter, row_from_clip
-from internvid.io.shards import add_member, sample_json, shard_name
+from internvid.io.shards import add_member, metadata_members, shard_name
 from internvid.io.tables import clips_table, read_clips, write_table_atomic
 from internvid.media.onepass import OnePass
 from internvid.records import Clip, Video
@@ -75,6 +75,7 @@ def rewrite_shard(tar_path: Path, clips: list[Clip]) -> bool:
     member (the mp4s) across unchanged; the new tar replaces the old one in one rename, so a
     kill leaves it old or new. Returns False (and leaves the tar alone) when nothing changed."""
     by_key = {c.clip_id: c for c in clips}
+    fresh: dict[str, dict[str, bytes]] = {}  # clip id -> its new KEY.json / KEY.txt
     tmp = temp_name(tar_path)
     changed = False
     try:
@@ -83,11 +84,9 @@ def rewrite_shard(tar_path: Path, clips: list[Clip]) -> bool:
                 for member in src:
                     key, _, ext = member.name.partition(".")  # clip ids hold no dot
                     clip = by_key.get(key) if member.isfile() else None
-                    new = None
-                    if clip is not None and ext == "json":
-                        new = json.dumps(sample_json(clip), ensure_ascii=False).encode()
-                    elif clip is not None and ext == "txt":
-                        new = clip.best_caption().encode()
+                    if clip is not None and key not in fresh:
+                        fresh[key] = metadata_members(clip)
+                    new = fresh[key].get(ext) if clip is not None else None
                     if new is None:
                         stream = src.extractfile(member) if member.isfile() else None
                         out.addfile(member, stream)

@@ -209,21 +209,23 @@ def test_a_smaller_subset_replaces_the_shards_of_a_larger_one(copy_run, tmp_path
 
 KILLER = """
 import os, signal, sys
+from internvid.io import shards
 from internvid.subsets import export
 
 calls = 0
-real = export._add_stream
+real = shards.add_member
 
-def add_stream(tar, name, size, stream):
+def add_member(tar, name, data, size=None):
     global calls
-    calls += 1
-    if calls == int(sys.argv[4]):  # half of this member's bytes, then SIGKILL
-        tar.fileobj.write(stream.read(size // 2))
-        tar.fileobj.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-    real(tar, name, size, stream)
+    if size is not None:  # an mp4 streamed from the run's tar
+        calls += 1
+        if calls == int(sys.argv[4]):  # half of this member's bytes, then SIGKILL
+            tar.fileobj.write(data.read(size // 2))
+            tar.fileobj.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+    real(tar, name, data, size)
 
-export._add_stream = add_stream
+shards.add_member = add_member
 export.export_subset(sys.argv[1], sys.argv[2], sys.argv[3], clips_per_shard=2)
 """
 

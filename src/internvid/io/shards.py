@@ -7,6 +7,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
+from typing import IO
 
 from internvid.io.atomic import temp_name
 from internvid.io.tables import clip_to_row, clips_table, write_table_atomic
@@ -24,8 +25,20 @@ def sample_json(clip: Clip) -> dict:
     return row
 
 
-def add_member(tar: tarfile.TarFile, name: str, data: bytes | Path) -> None:
-    """Add bytes, or a file streamed from disk (clips can be long), as member `name`."""
+def metadata_members(clip: Clip) -> dict[str, bytes]:
+    """A clip's members beside its mp4, by extension: KEY.json (its flat row) and KEY.txt (its
+    caption). Every tar we write (run, score, export) holds exactly these."""
+    return {
+        "json": json.dumps(sample_json(clip), ensure_ascii=False).encode(),
+        "txt": clip.best_caption().encode(),
+    }
+
+
+def add_member(
+    tar: tarfile.TarFile, name: str, data: bytes | Path | IO[bytes], size: int | None = None
+) -> None:
+    """Add bytes, a file streamed from disk (clips can be long), or `size` bytes streamed from
+    an open file (another tar's member), as member `name`."""
     info = tarfile.TarInfo(name)
     info.mtime = 0  # deterministic archives: same clips, same bytes
     info.mode = 0o644
@@ -33,9 +46,14 @@ def add_member(tar: tarfile.TarFile, name: str, data: bytes | Path) -> None:
         info.size = data.stat().st_size
         with open(data, "rb") as f:
             tar.addfile(info, f)
-    else:
+    elif isinstance(data, bytes):
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
+    else:
+        if size is None:
+            raise ValueError(f"{name}: a streamed member needs its size")
+        info.size = size
+        tar.addfile(info, data)
 
 
 def write_shard(folder: str | Path, index: int, clips: list[Clip], files: dict[str, str]) -> Path:
@@ -55,12 +73,8 @@ def write_shard(folder: str | Path, index: int, clips: list[Clip], files: dict[s
                     key = clip.clip_id
                     if key in files:  # no clip file when cut.mode is "none"
                         add_member(tar, f"{key}.mp4", Path(files[key]))
-                    add_member(
-                        tar,
-                        f"{key}.json",
-                        json.dumps(sample_json(clip), ensure_ascii=False).encode(),
-                    )
-                    add_member(tar, f"{key}.txt", clip.best_caption().encode())
+                    for ext, data in metadata_members(clip).items():
+                        add_member(tar, f"{key}.{ext}", data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, tar_path)

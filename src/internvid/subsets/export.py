@@ -292,15 +292,6 @@ def _members(
             yield clip, None, None
 
 
-def _add_stream(tar: tarfile.TarFile, name: str, size: int, stream: IO[bytes]) -> None:
-    """Add `size` bytes streamed from `stream` as member `name` (the run's member attributes)."""
-    info = tarfile.TarInfo(name)
-    info.mtime = 0
-    info.mode = 0o644
-    info.size = size
-    tar.addfile(info, stream)
-
-
 def _write_wds(
     run_dir: Path,
     target: _Target,
@@ -312,7 +303,7 @@ def _write_wds(
     """shards/NNNNN.tar (members in the run's order) and its sidecar, each under a temp name."""
     import pyarrow as pa
 
-    from internvid.io.shards import add_member, sample_json
+    from internvid.io.shards import add_member, metadata_members
     from internvid.io.tables import clip_to_row, write_table_atomic
 
     tar_path, sidecar = target.files(k)
@@ -326,10 +317,9 @@ def _write_wds(
                 for clip, member, stream in _members(run_dir, clips, clip_files, failures):
                     key = clip.clip_id
                     if member is not None:
-                        _add_stream(tar, f"{key}.mp4", member.size, stream)
-                    data = json.dumps(sample_json(clip), ensure_ascii=False).encode()
-                    add_member(tar, f"{key}.json", data)
-                    add_member(tar, f"{key}.txt", clip.best_caption().encode())
+                        add_member(tar, f"{key}.mp4", stream, member.size)
+                    for ext, data in metadata_members(clip).items():
+                        add_member(tar, f"{key}.{ext}", data)
                     written.append(clip)
             f.flush()
             os.fsync(f.fileno())
