@@ -104,12 +104,13 @@ def score_expr(name: str | None, kind: str) -> tuple[str, str]:
 
 def where_help() -> str:
     """The columns an expression of --where can use (the CLI's help)."""
+    from internvid.io.tables import caption_column
     from internvid.records import CAPTION_PRIORITY
 
     scores = view_score_columns()
     absent = [c for c in scores if c not in RELEASE_SCORES]
     missing = ", ".join(absent[:-1]) + f" or {absent[-1]}" if len(absent) > 1 else "".join(absent)
-    caption_cols = ", ".join(f"{c}_caption" for c in CAPTION_PRIORITY)
+    caption_cols = ", ".join(caption_column(c) for c in CAPTION_PRIORITY)
     return (
         "A DuckDB expression (one, checked: no statements, subqueries or file functions), "
         "applied first with any rule. Columns of a run's clips.parquet: clip_id, video_id, "
@@ -280,6 +281,7 @@ def _release_source(con: duckdb.DuckDBPyConnection, path: Path, ignore_errors: b
 def output_columns(source: Source) -> str:
     """SQL select list: the output parquet's columns (`source.schema`), then `_line`, the
     release JSON line (io.release.row_from_clip of the clip, written as ReleaseWriter does)."""
+    from internvid.io.tables import caption_column
     from internvid.records import CAPTION_PRIORITY
 
     if source.kind == "parquet":
@@ -290,7 +292,8 @@ def output_columns(source: Source) -> str:
             return sql_name(name) if name in have else "NULL::DOUBLE"
 
         # row_from_clip: pick_caption of the captions; umt, else viclip_sim
-        caption = caption_sql([f"{c}_caption" for c in CAPTION_PRIORITY if f"{c}_caption" in have])
+        names = [caption_column(c) for c in CAPTION_PRIORITY]
+        caption = caption_sql([n for n in names if n in have])
         aesthetic, umt = col("aesthetic"), f"coalesce({col('umt')}, {col('viclip_sim')})"
         umt_key = (
             "CASE WHEN json_extract_string(meta, '$.release_umt_key') = 'UMT-SIM' "
