@@ -49,6 +49,11 @@ def _cli(src: Path | None, cache: Path, *args: str, check: bool = True) -> str:
     return done.stdout
 
 
+def _mask(text: str, root: str) -> str:
+    """Replace the output folder's and the sample videos' absolute paths with placeholders."""
+    return text.replace(root, "<OUT>").replace(str(SHARED_VIDEOS.resolve()), "<VIDEOS>")
+
+
 def _clean(value: Any, root: str) -> Any:
     """Mask the output folder's and the sample videos' paths, drop wall times, recursively."""
     if isinstance(value, dict):
@@ -56,7 +61,7 @@ def _clean(value: Any, root: str) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v, root) for v in value]
     if isinstance(value, str):
-        return value.replace(root, "<OUT>").replace(str(SHARED_VIDEOS.resolve()), "<VIDEOS>")
+        return _mask(value, root)
     if isinstance(value, float):
         return round(value, 6)
     return value
@@ -139,7 +144,7 @@ def run_digest(src: Path | None, work: Path, cache: Path) -> dict[str, Any]:
     digest["subsets"] = subsets
     _zero_wall_times(out / "stats.json")  # the report shows them: the rest must be equal
     _cli(src, cache, "report", root, "-o", str(work / "report.html"))
-    page = (work / "report.html").read_text().replace(root, "<OUT>")
+    page = _mask((work / "report.html").read_text(), root)  # dropped videos show their paths
     digest["report_sha256"] = _sha(_CLOCK.sub("<CLOCK>", page).encode())
     found = json.loads(_cli(src, cache, "search", root, QUERY, "--models", "tiny", "--json"))
     digest["search"] = _clean(found, root)
