@@ -65,6 +65,9 @@ class JsonSink:
         write_json_atomic(self.folder / f"{index:05d}.json", ids)
         return {"clips": len(ids), "pid": os.getpid()}
 
+    def committed(self, index, marker) -> None:
+        pass
+
 
 def read_sink(folder: str | Path) -> dict[int, list[str]]:
     return {int(p.stem): json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}

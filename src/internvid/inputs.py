@@ -20,6 +20,7 @@ from urllib.request import url2pathname
 from internvid.config import InputConfig
 from internvid.engine.sample import Failure, Sample
 from internvid.io.release import MalformedRow, bounded_lines, clip_from_row, iter_release_rows
+from internvid.io.storage import StorageError, is_remote, iter_remote_files
 from internvid.records import Video, is_safe_id, make_video_id
 from internvid.stages.download import is_url
 
@@ -73,6 +74,8 @@ def youtube_id(url: str) -> str | None:
 
 
 def _id_for(source: str) -> str:
+    if is_remote(source):
+        return make_video_id(Path(urlparse(source).path).stem or "video")
     if is_url(source):
         return youtube_id(source) or make_video_id(Path(urlparse(source).path).stem or "video")
     return make_video_id(Path(source).stem)
@@ -92,7 +95,8 @@ class _Collector:
         self, source: str, origin: str, vid: str | None = None, meta: dict | None = None
     ) -> Sample | None:
         # one sample per file however it was named (relative, absolute, through "..", a link)
-        key = source if is_url(source) else os.path.realpath(source)
+        remote = is_url(source) or is_remote(source)
+        key = source if remote else os.path.realpath(source)
         if key in self.by_source:
             return self.by_source[key]
         if vid is not None and not is_safe_id(vid):
@@ -101,7 +105,7 @@ class _Collector:
         video = Video(
             id=vid or _id_for(source),
             source=source,
-            path=None if is_url(source) else source,
+            path=None if remote else source,
             meta={"origin": origin, **(meta or {})},
         )
         sample = Sample(video=video)
@@ -112,6 +116,9 @@ class _Collector:
     # --- one reader per kind of input ---
 
     def read(self, entry: str) -> None:
+        if is_remote(entry):
+            self.read_remote(entry)
+            return
         try:
             entry = local_source(entry)
         except UnsupportedSource as e:
@@ -153,6 +160,23 @@ class _Collector:
                     self.add(m, "local")
         else:
             self.fail(entry, "missing_file", f"no such file or folder: {entry}", entry)
+
+    def read_remote(self, url: str) -> None:
+        """Object storage: a prefix (folder), a glob or one object; videos are read from there
+        by the download stage."""
+        exts = {e.lower() for e in self.cfg.extensions}
+        try:
+            found = list(iter_remote_files(url, exts))
+        except StorageError as e:  # a scheme fsspec has no backend for
+            self.fail(url, "unsupported_scheme", str(e)[:500], url)
+            return
+        except (OSError, ValueError) as e:  # no bucket, bad credentials, unreachable
+            self.fail(url, "missing_file", f"{type(e).__name__}: {e}"[:500], url)
+            return
+        if not found:
+            self.fail(url, "missing_file", "no video objects under this URL", url)
+        for source in found:
+            self.add(source, "remote")
 
     def _list_entry(
         self, value: str, base: Path, where: str, vid: str | None = None, meta: dict | None = None

@@ -25,8 +25,9 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
 
 
 def quiet_noisy_loggers(level: int) -> None:
-    """Libraries that log every file at INFO (PySceneDetect's "Detecting scenes...")."""
-    for noisy in ("pyscenedetect", "urllib3", "filelock"):
+    """Libraries that log every file at INFO (PySceneDetect's "Detecting scenes...", botocore's
+    "Found credentials in environment variables")."""
+    for noisy in ("pyscenedetect", "urllib3", "filelock", "botocore", "aiobotocore", "s3fs"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -29,7 +29,9 @@ from internvid.io.atomic import (
 )
 from internvid.io.lock import clear_work_dir, locked
 from internvid.io.release import ReleaseWriter, row_from_clip
+from internvid.io.remote import LOCK_KEY, display, store_of
 from internvid.io.shards import shard_name
+from internvid.io.storage import pull
 from internvid.io.tables import (
     VIDEO_SCHEMA,
     concat_clip_tables,
@@ -160,13 +162,19 @@ def _check_identity(out_dir: Path, cfg: RunConfig, samples: list[Sample], overwr
         if old != identity:
             if not overwrite:
                 raise RunError(
-                    f"{out_dir} holds a different run (other inputs or settings): pass --overwrite "
+                    f"{display(out_dir)} holds a different run (other inputs or settings): pass --overwrite "
                     "to replace it, or choose another --out"
                 )
-            log.warning("--overwrite: removing the previous run in %s", out_dir)
+            log.warning("--overwrite: removing the previous run in %s", display(out_dir))
             clear_work_dir(out_dir / "_work")  # all but the lock this run holds
             for name in ("shards", "downloads"):
                 shutil.rmtree(out_dir / name, ignore_errors=True)
+            store = store_of(out_dir)
+            if store is not None:  # the remote folder's copies too (its lock object stays)
+                store.rm("shards", recursive=True)
+                for rel in store.files("_work"):
+                    if rel != LOCK_KEY:
+                        store.rm(rel)
     write_json_atomic(run_file, identity)
 
 
@@ -174,7 +182,13 @@ def _shards(samples: list[Sample], per_shard: int) -> list[list[Sample]]:
     return [samples[i : i + per_shard] for i in range(0, len(samples), per_shard)]
 
 
-@locked("run")  # one writer per output folder (io/lock.py)
+def _fetch_for_run(rel: str) -> bool:
+    """What a run on a remote folder needs of it here: bookkeeping, sidecars and tables, not
+    the shard tars (already published) nor other machines' downloads and scratch."""
+    return not (rel.endswith(".tar") or rel.startswith(("downloads/", "_work/tmp/")))
+
+
+@locked("run", fetch=_fetch_for_run)  # one writer per output folder (io/lock.py, io/remote.py)
 def run(
     inputs: list[str],
     out_dir: str | Path,
@@ -223,7 +237,8 @@ def run(
     )
 
     pipeline = build_pipeline(cfg, out_dir, models)
-    sink = ShardSink(out_dir, keep_downloads=cfg.download.keep)
+    store = store_of(out_dir)  # a remote run folder: shards are published as they finish
+    sink = ShardSink(out_dir, keep_downloads=cfg.download.keep, store=store)
     shards = _shards(samples, cfg.output.videos_per_shard)
     log.info(
         "%d videos in %d shards, %s; stages: %s",
@@ -245,6 +260,8 @@ def run(
             results = executor.run(pipeline, sink, shards, work_dir, on_done=on_done)
         except cannot_run as e:  # the Ray cluster cannot run the stages (no GPU for one...)
             raise RunError(str(e)) from e
+    if store is not None:  # sidecars of shards other machines (Ray nodes) finished
+        pull(store, out_dir, lambda rel: rel.startswith("shards/") and rel.endswith(".parquet"))
 
     summary = finalize(
         out_dir,
@@ -264,8 +281,14 @@ def make_executor(cfg: RunConfig) -> Any:
         from internvid.engine.ray_executor import RayExecutor
 
         r = cfg.ray
-        return RayExecutor(r.address, r.cpu_actors, r.gpu_actors, r.max_attempts)
-    return LocalExecutor(cfg.workers)
+        return RayExecutor(
+            r.address,
+            r.cpu_actors,
+            r.gpu_actors,
+            r.max_attempts,
+            threads_per_worker=cfg.threads_per_worker,
+        )
+    return LocalExecutor(cfg.workers, cfg.threads_per_worker)
 
 
 def video_status(
@@ -369,7 +392,7 @@ def finalize(
         for name, st in r.stats.items():
             stages.setdefault(name, StageStats(name, st.unit)).merge(st)
     summary = RunSummary(
-        out_dir=str(out_dir),
+        out_dir=display(out_dir),
         videos=len(samples),
         videos_ok=len(clip_videos),
         videos_dropped=status["dropped"],

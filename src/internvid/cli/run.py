@@ -32,6 +32,7 @@ log = logging.getLogger("internvid")
 # option -> the RunConfig field it sets (its default is the one --help shows)
 OPTION_FIELDS = {
     "workers": "workers",
+    "threads_per_worker": "threads_per_worker",
     "executor": "executor",
     "address": "ray.address",
     "videos_per_shard": "output.videos_per_shard",
@@ -101,9 +102,14 @@ def run(
         ),
     ],
     out: Annotated[
-        Path,
+        str,
         typer.Option(
-            "--out", "-o", help="Output folder (created; an interrupted run there resumes)."
+            "--out",
+            "-o",
+            help=(
+                "Output folder (created; an interrupted run there resumes): a path, or object "
+                "storage such as s3://bucket/run (staged on this machine, published as it goes)."
+            ),
         ),
     ],
     config: Annotated[
@@ -116,6 +122,15 @@ def run(
             "-w",
             help="Worker processes of the local executor.",
             show_default=shown_default("workers"),
+        ),
+    ] = None,
+    threads_per_worker: Annotated[
+        int | None,
+        typer.Option(
+            "--threads-per-worker",
+            help="torch/OpenCV/BLAS threads in each worker (0: the cores divided by the "
+            "workers; Ray: each actor's CPUs).",
+            show_default=shown_default("threads_per_worker"),
         ),
     ] = None,
     executor: Annotated[
@@ -299,6 +314,7 @@ def run(
         raise typer.BadParameter(str(e), param_hint="--config") from e
     given = {  # options given on the command line override the config file
         ("workers",): workers,
+        ("threads_per_worker",): threads_per_worker,
         ("executor",): executor,
         ("ray", "address"): address,
         ("output", "videos_per_shard"): videos_per_shard,

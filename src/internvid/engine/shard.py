@@ -28,6 +28,9 @@ class Sink(Protocol):
     def write_shard(self, index: int, samples: list[Sample]) -> dict[str, Any]:
         """Write the shard's outputs atomically; return a JSON-able summary for the marker."""
 
+    def committed(self, index: int, marker: Path) -> None:
+        """The shard's marker is written (a remote folder's sink publishes it)."""
+
 
 @dataclass
 class ShardResult:
@@ -150,7 +153,9 @@ def commit_shard(
         dropped=[d for d in failures if isinstance(d, Dropped)],
         probed=[p.row for p in failures if isinstance(p, Probed)],
     )
-    write_json_atomic(marker_path(work_dir, index), result.to_json())
+    marker = marker_path(work_dir, index)
+    write_json_atomic(marker, result.to_json())
+    sink.committed(index, marker)
     return result
 
 

@@ -148,19 +148,36 @@ def _remove_if_only_lock(path: Path, created: list[Path]) -> None:
             folder.rmdir()
 
 
-def locked(command: str, arg: str = "out_dir", existing: bool = False) -> Callable[[F], F]:
+def locked(
+    command: str,
+    arg: str = "out_dir",
+    existing: bool = False,
+    fetch: Callable[[str], bool] | None = None,
+) -> Callable[[F], F]:
     """Decorate a library call that writes into the folder passed as its argument `arg`, so
     the call holds that folder's lock (`hold_lock(folder, command)`) while it runs.
 
     `existing`: the call works on a folder that must already exist (`score`): when it does not,
-    the call runs unlocked and reports the missing folder itself, creating nothing."""
+    the call runs unlocked and reports the missing folder itself, creating nothing.
+    A remote folder (s3://...) is staged on this machine (`io.remote.staged`): `fetch` says
+    which of its objects the call needs (all by default), and what it writes is published."""
 
     def wrap(fn: F) -> F:
         sig = inspect.signature(fn)
 
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:
-            folder = Path(sig.bind(*args, **kwargs).arguments[arg])
+            bound = sig.bind(*args, **kwargs)
+            given = bound.arguments[arg]
+            from internvid.io.storage import everything, is_remote
+
+            if is_remote(given):  # staged here, locked there, published back (io/remote.py)
+                from internvid.io.remote import staged
+
+                with staged(str(given), command, fetch or everything) as local:
+                    bound.arguments[arg] = local
+                    return fn(*bound.args, **bound.kwargs)
+            folder = Path(given)
             if existing and not folder.is_dir():
                 return fn(*args, **kwargs)
             with hold_lock(folder, command):

@@ -1,8 +1,9 @@
-"""Download stage: fetch http(s) URLs with yt-dlp (its generic extractor covers direct files)."""
+"""Download stage: http(s) URLs with yt-dlp, objects (s3://...) with fsspec; local files pass."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from internvid.download.ytdlp import (
     written_file,
 )
 from internvid.engine import Context, Resources, Sample, Stage, StageError
+from internvid.io.storage import StorageError, filesystem, is_remote
 from internvid.media.ffmpeg import ffmpeg_exe
 
 __all__ = ["VIDEO_META_KEYS", "DownloadStage", "is_url"]
@@ -38,7 +40,8 @@ VIDEO_META_KEYS = (  # facts of yt-dlp's info kept in the video's meta
 
 
 class DownloadStage(Stage):
-    """Fetches samples whose source is a URL into `folder/VIDEO_ID.EXT`; local files pass through.
+    """Fetches samples whose source is a URL or an object into `folder/VIDEO_ID.EXT`; local files
+    pass through.
 
     The file name comes from our sanitised video id, never from the remote side. An existing
     complete download is reused (a resumed run does not fetch it again). Failures carry the
@@ -66,14 +69,35 @@ class DownloadStage(Stage):
 
     def process_one(self, sample: Sample, ctx: Context) -> Sample:
         v = sample.video
-        if not is_url(v.source):
+        remote = is_remote(v.source)
+        if not (is_url(v.source) or remote):
             return sample
         self.folder.mkdir(parents=True, exist_ok=True)
         done = self._existing(v.id)
         if done is None:
-            done = self._fetch(v.source, v.id, sample)
+            done = self._copy(v.source, v.id) if remote else self._fetch(v.source, v.id, sample)
         v.path = str(done)
         return sample
+
+    def _copy(self, url: str, video_id: str) -> Path:
+        """An object-storage source (s3://...) copied whole, through a temp name."""
+        ext = Path(url.rsplit("/", 1)[-1]).suffix.lower() or ".mp4"
+        target = self.folder / f"{video_id}{ext}"
+        tmp = self.folder / f".{video_id}{ext}.tmp-{os.getpid()}"
+        try:
+            fs, path = filesystem(url)
+            fs.get_file(path, str(tmp))
+            os.replace(tmp, target)
+        except FileNotFoundError as e:
+            raise StageError("not_found", f"no such object: {url}") from e
+        except StorageError as e:
+            raise StageError("unsupported_scheme", str(e)[:MAX_REASON_MESSAGE]) from e
+        except OSError as e:
+            msg = f"{type(e).__name__}: {e}".replace("\n", " ")[:MAX_REASON_MESSAGE]
+            raise StageError("network", msg) from e
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
 
     def ydl_options(self, video_id: str) -> dict[str, Any]:
         """yt-dlp's options for one video: the shared ones, its retries, our file name."""

@@ -1,0 +1,121 @@
+"""A command on a remote run folder: stage it on this machine, hold its lock, publish back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from internvid.io.lock import LOCK_NAME, WORK_DIR, FolderLocked, hold_lock
+from internvid.io.storage import Select, Store, everything, is_remote, pull, push, staging_dir
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = f"{WORK_DIR}/{LOCK_NAME}"  # the remote folder's lock object (and the local lock file)
+# the files a reader of a finished folder looks at last: written after everything they describe
+LAST = ("stats.json",)
+
+_active: dict[str, Store] = {}  # staged folder (this process) -> the store it mirrors
+
+
+def store_of(local: str | Path) -> Store | None:
+    """The store that the staged folder `local` mirrors, while a command works on it."""
+    return _active.get(os.path.realpath(local))
+
+
+def display(local: str | Path) -> str:
+    """How to name a folder to the user: its store's URL when it is a staged remote folder."""
+    store = store_of(local)
+    return store.url if store else str(local)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def remote_lock(store: Store, command: str) -> Iterator[dict[str, Any]]:
+    """One writer per remote folder: the object `_work/lock` holds the writer's pid, host,
+    command and start, created exclusively (If-None-Match) and removed at the end. A lock
+    left by a killed process of this host is taken over; one of another host must be removed
+    by hand (its holder may still be running)."""
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": command,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    data = (json.dumps(holder) + "\n").encode()
+    try:
+        store.write_bytes(LOCK_KEY, data, exclusive=True)
+    except FileExistsError:
+        try:
+            old = json.loads(store.read_bytes(LOCK_KEY) or b"{}")
+        except (OSError, ValueError):
+            old = {}
+        same_host = old.get("host") == holder["host"]
+        if not (same_host and isinstance(old.get("pid"), int) and not _pid_alive(old["pid"])):
+            raise FolderLocked(store.url, old) from None  # type: ignore[arg-type]
+        log.info("taking over the lock of %s left by killed pid %s", store.url, old["pid"])
+        store.write_bytes(LOCK_KEY, data)
+    try:
+        yield holder
+    finally:
+        store.rm(LOCK_KEY)
+
+
+def _not_lock(rel: str) -> bool:
+    return rel == LOCK_KEY
+
+
+@contextlib.contextmanager
+def staged(
+    url: str | Path,
+    command: str,
+    select: Select = everything,
+    last: Iterable[str] = LAST,
+) -> Iterator[Path]:
+    """Run a command that writes into folder `url`: a local folder is yielded as it is; a
+    remote one is locked (remotely, and its staging folder locally), the objects `select`
+    keeps are fetched into the staging folder, the command works there, and what it wrote or
+    changed among those keys is published back (the `last` ones after the rest), also when
+    it failed midway (each file it left is complete: the commands write through temp names)."""
+    if not is_remote(url):
+        yield Path(url)
+        return
+    store = Store(str(url))
+    local = staging_dir(store.url)
+    with remote_lock(store, command), hold_lock(local, command):
+        before = pull(store, local, lambda rel: not _not_lock(rel) and select(rel))
+        key = os.path.realpath(local)
+        _active[key] = store
+        try:
+            yield local
+        finally:
+            _active.pop(key, None)
+            push(store, local, before, skip=lambda r: _not_lock(r) or not select(r), last=last)
+
+
+@contextlib.contextmanager
+def readable(url: str | Path, select: Select = everything) -> Iterator[Path]:
+    """A folder a command only reads: a local one as it is, a remote one fetched (the objects
+    `select` keeps) into its staging folder; nothing is published back."""
+    if not is_remote(url):
+        yield Path(url)
+        return
+    store = Store(str(url))
+    local = staging_dir(store.url)
+    pull(store, local, lambda rel: not _not_lock(rel) and select(rel))
+    yield local
