@@ -246,6 +246,9 @@ class RunConfig:
     cut: CutConfig = field(default_factory=CutConfig)  # clip files
     output: OutputConfig = field(default_factory=OutputConfig)  # shard layout
     workers: int = 1  # worker processes of the local executor (not part of the run's identity)
+    # torch/OpenCV/BLAS threads in each worker process; 0: the cores divided by the workers
+    # (Ray: the actor's CPUs); not part of the run's identity
+    threads_per_worker: int = 0
     executor: str = "local"  # local (worker processes here) or ray (a Ray cluster's actor pools)
     ray: RayConfig = field(default_factory=RayConfig)  # the Ray executor's cluster and pools
 
@@ -253,6 +256,7 @@ class RunConfig:
     RESUMABLE_CHANGES: typing.ClassVar[frozenset[str]] = frozenset(
         {
             "workers",
+            "threads_per_worker",
             "executor",
             "ray",
             "caption.device",
@@ -351,6 +355,10 @@ class RunConfig:
             (self.output.videos_per_shard >= 1, "output.videos_per_shard must be >= 1"),
             (self.workers >= 1, "workers must be >= 1"),
             (self.workers <= MAX_WORKERS, f"workers must be <= {MAX_WORKERS}"),
+            (
+                0 <= self.threads_per_worker <= MAX_WORKERS,
+                f"threads_per_worker must be within 0-{MAX_WORKERS}",
+            ),
             (self.input.max_line_bytes >= 1024, "input.max_line_bytes must be >= 1024"),
             (self.input.max_caption_chars >= 1, "input.max_caption_chars must be >= 1"),
             (self.executor in ("local", "ray"), "executor must be local or ray"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing as mp
+import pickle
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from internvid.engine.shard import (
     process_shard,
     resume_shards,
 )
+from internvid.engine.threads import apply_threads, thread_share
 from internvid.log import quiet_noisy_loggers
 
 log = logging.getLogger(__name__)
@@ -37,12 +39,16 @@ def _die_with_parent() -> None:
         pass
 
 
-def _init_worker(pipeline: Pipeline, sink: Sink, log_level: int) -> None:
+def _init_worker(state: bytes, threads: int, log_level: int) -> None:
+    """Start a worker: threads first, then the pipeline and sink (pickled, so that the libraries
+    their stages import load after the thread variables are set), set up once."""
     _die_with_parent()
     logging.basicConfig(
         level=log_level, format="%(levelname)s %(name)s [worker %(process)d] %(message)s"
     )
     quiet_noisy_loggers(log_level)
+    apply_threads(threads)
+    pipeline, sink = pickle.loads(state)
     pipeline.setup()
     _worker.update(pipeline=pipeline, sink=sink)
 
@@ -57,10 +63,13 @@ class LocalExecutor:
     Shards whose completion marker exists are skipped (resume). A worker process that dies
     (a decoder crash, out of memory) breaks the pool; the shards it held are retried one at a
     time, and a shard whose worker dies again is recorded as failed items; the run goes on.
+    Each worker process sets torch/OpenCV/BLAS to `threads_per_worker` threads (0: the cores
+    divided by the pool's workers), so that workers do not fight over the cores.
     """
 
-    def __init__(self, workers: int = 1):
+    def __init__(self, workers: int = 1, threads_per_worker: int = 0):
         self.workers = max(1, workers)
+        self.threads_per_worker = max(0, threads_per_worker)
 
     def run(
         self,
@@ -83,6 +92,8 @@ class LocalExecutor:
                 on_done(result, False)
 
         if self.workers == 1 or len(todo) <= 1:
+            if self.threads_per_worker:  # in this process: only when asked for
+                apply_threads(self.threads_per_worker)
             pipeline.setup()
             for i in todo:
                 finish(process_shard(pipeline, sink, i, shards[i], work_dir))
@@ -99,15 +110,18 @@ class LocalExecutor:
             if self._pool_pass(pipeline, sink, shards, [i], work_dir, finish, 1):
                 finish(self._give_up(pipeline, sink, i, shards[i], work_dir))
 
-    @staticmethod
-    def _pool_pass(pipeline, sink, shards, indices, work_dir, finish, workers) -> list[int]:
+    def _pool_pass(self, pipeline, sink, shards, indices, work_dir, finish, workers) -> list[int]:
         """Run `indices` in a fresh process pool; return the shards lost to a dead worker."""
         crashed = []
+        workers = min(workers, len(indices))
+        threads = thread_share(workers, self.threads_per_worker)
+        log.debug("%d worker process(es), %d thread(s) each", workers, threads)
+        state = pickle.dumps((pipeline, sink), protocol=pickle.HIGHEST_PROTOCOL)
         with cf.ProcessPoolExecutor(
-            max_workers=min(workers, len(indices)),
+            max_workers=workers,
             mp_context=mp.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(pipeline, sink, logging.getLogger().getEffectiveLevel()),
+            initargs=(state, threads, logging.getLogger().getEffectiveLevel()),
         ) as pool:
             futures = {pool.submit(_run_in_worker, i, shards[i], work_dir): i for i in indices}
             for fut in cf.as_completed(futures):

@@ -26,6 +26,7 @@ from internvid.engine.shard import (
     resume_shards,
 )
 from internvid.engine.stage import Resources, StageStats
+from internvid.engine.threads import actor_threads, apply_threads
 from internvid.io.atomic import write_json_atomic
 from internvid.log import quiet_noisy_loggers
 
@@ -182,11 +183,13 @@ class _PoolActor:
         run_token: str,
         max_attempts: int,
         log_level: int,
+        threads: int = 1,
     ):
         logging.basicConfig(
             level=log_level, format="%(levelname)s %(name)s [ray %(process)d] %(message)s"
         )
         quiet_noisy_loggers(log_level)
+        apply_threads(threads)  # before the stages load their models
         self.pipeline = pipeline
         self.sink = sink
         self.work_dir = work_dir
@@ -343,6 +346,8 @@ class RayExecutor:
     captions shard 3 while the CPU pools split shard 4. The last pool writes the shard's outputs
     and its completion marker, as `process_shard` does; shards with a marker are skipped, so a
     killed run resumes. A shard whose actor keeps dying is recorded as `worker_crashed`.
+    Each actor sets torch/OpenCV/BLAS to `threads_per_worker` threads (0: the CPUs it asked
+    Ray for, rounded, at least 1).
     """
 
     def __init__(
@@ -352,12 +357,14 @@ class RayExecutor:
         gpu_actors: int = 0,
         max_attempts: int = 3,
         progress: bool = False,
+        threads_per_worker: int = 0,
     ):
         self.address = address
         self.cpu_actors = cpu_actors
         self.gpu_actors = gpu_actors
         self.max_attempts = max_attempts
         self.progress = progress  # Ray Data's own progress bars
+        self.threads_per_worker = threads_per_worker  # per actor; 0: its CPUs, rounded
         self.groups: list[StageGroup] = []  # the plan of the last run
         self.trace: list[dict[str, Any]] = []  # per shard and pool: where and when it ran
 
@@ -445,6 +452,7 @@ class RayExecutor:
                     "run_token": token,
                     "max_attempts": self.max_attempts,
                     "log_level": logging.getLogger().getEffectiveLevel(),
+                    "threads": actor_threads(g.cpus, self.threads_per_worker),
                 },
                 **args,
             )

@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from internvid.engine.threads import worker_threads
 from internvid.scores.base import Loaded, ScoreItem, Scorer, register
 
 logger = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ class TextOverlay(Scorer):
         return (FrameNeed(NEED_TEXT, "uniform", 4, short_side=self.cfg.text_frame_size),)
 
     def load(self, ctx: Loaded) -> None:
-        self.scorer = TextOverlayScorer()
+        self.scorer = TextOverlayScorer(threads=worker_threads())  # the worker's share, if set
 
     def score(self, items: list[ScoreItem]) -> list[dict[str, float]]:
         values = self.scorer.score_clips([it.frames[NEED_TEXT] for it in items])
