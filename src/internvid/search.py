@@ -393,9 +393,17 @@ def search_folder(
     dtype: str = "auto",
     batch_size: int = 32,
 ) -> SearchResult:
-    """Rank the clips of the finished run in `out_dir` against the text `query`."""
+    """Rank the clips of the finished run in `out_dir` against the text `query` (a remote run
+    folder is fetched here, but its downloads; the index it builds is published there)."""
+    from internvid.io.remote import not_downloads, staged
+    from internvid.io.storage import is_remote
     from internvid.io.tables import read_clips
 
+    if is_remote(out_dir):
+        with staged(out_dir, "search", not_downloads) as local:
+            return search_folder(
+                local, query, top, models, viclip, rebuild, cache_dir, device, dtype, batch_size
+            )
     out_dir = Path(out_dir)
     clips_path = out_dir / "clips.parquet"
     if not clips_path.is_file():

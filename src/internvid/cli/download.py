@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,11 +19,15 @@ _D = DownloadCommandConfig()  # the defaults the help shows (the config file's w
 
 def download(
     metadata: Annotated[
-        Path, typer.Argument(help="InternVid release metadata: .jsonl or .jsonl.gz.")
+        str, typer.Argument(help="InternVid release metadata: .jsonl or .jsonl.gz (or s3://...).")
     ],
     out: Annotated[
-        Path,
-        typer.Option("--out", "-o", help="Output folder (an interrupted download resumes)."),
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder (an interrupted download resumes; a path or s3://...).",
+        ),
     ],
     config: ConfigOption = None,
     url_template: Annotated[

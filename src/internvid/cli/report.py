@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,10 +14,13 @@ log = logging.getLogger("internvid")
 
 def report(
     run_dir: Annotated[
-        Path, typer.Argument(metavar="DIR", help="A run's output folder (of `internvid run`).")
+        str,
+        typer.Argument(
+            metavar="DIR", help="A run's output folder (of `internvid run`; a path or s3://...)."
+        ),
     ],
     out: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--out", "-o", help="HTML file to write (default: DIR/report.html)."),
     ] = None,
     samples: Annotated[
@@ -35,7 +37,7 @@ def report(
     from internvid.report import write_report
 
     given = {  # options given on the command line override the config file
-        ("out",): None if out is None else str(out),
+        ("out",): out,
         ("samples",): samples,
         ("seed",): seed,
     }

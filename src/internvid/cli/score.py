@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -35,7 +34,9 @@ DEFAULT_SCORES = ["viclip_sim", "aesthetic"]  # what `internvid score` adds when
 
 
 def score(
-    out: Annotated[Path, typer.Argument(help="A finished run's output folder.")],
+    out: Annotated[
+        str, typer.Argument(help="A finished run's output folder (a path or s3://...).")
+    ],
     scores: Annotated[
         str | None,
         typer.Option(

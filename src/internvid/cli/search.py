@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,7 +26,10 @@ log = logging.getLogger("internvid")
 
 
 def search(
-    run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A finished run's output folder.")],
+    run_dir: Annotated[
+        str,
+        typer.Argument(metavar="DIR", help="A finished run's output folder (a path or s3://...)."),
+    ],
     query: Annotated[str, typer.Argument(help="What to look for, in words.")],
     top: Annotated[
         int | None, typer.Option("--top", "-k", min=1, help="Clips to show (10).")

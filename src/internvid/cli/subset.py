@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated, Literal
@@ -10,6 +11,8 @@ import typer
 
 from internvid.cli.options import ConfigOption
 from internvid.config import SubsetConfig
+from internvid.io.remote import input_path as input_path_of
+from internvid.io.remote import not_downloads, tables_only
 from internvid.outcome import EXIT_OK, EXIT_USAGE
 from internvid.subsets.export import DEFAULT_CLIPS_PER_SHARD
 from internvid.subsets.rules import Draw, fmt_number, rule_names, rules
@@ -35,20 +38,20 @@ SCORE_HELP = (
 def subset(
     rule: Annotated[RuleName, typer.Argument(help=RULE_HELP)],
     input_path: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="INPUT",
             help="A run folder (its clips.parquet), a clips.parquet, or InternVid release "
-            "metadata (.jsonl / .jsonl.gz; UMT_Score or UMT-SIM).",
+            "metadata (.jsonl / .jsonl.gz; UMT_Score or UMT-SIM); local or s3://...",
         ),
     ],
     out: Annotated[
-        Path,
+        str,
         typer.Option(
             "--out",
             "-o",
             help="Output prefix: writes PREFIX.jsonl (release format) and PREFIX.parquet "
-            "(clips.parquet schema), each under a temp name then renamed.",
+            "(clips.parquet schema), each under a temp name then renamed (or s3://...).",
         ),
     ],
     config: ConfigOption = None,
@@ -138,14 +141,11 @@ def subset(
     still written), 2 could not start (bad rule, options, --where or input).
     """
     try:
-        import duckdb
+        import duckdb  # noqa: F401 - the check; _subset uses it
     except ImportError as e:
         log.error("internvid subset needs DuckDB: pip install 'internvid[query]'")
         raise typer.Exit(EXIT_USAGE) from e
     from internvid.config import apply_overrides, load_config
-    from internvid.outcome import outcome
-    from internvid.subsets import SubsetError, make_subset
-    from internvid.subsets.export import export_subset, run_folder_of
 
     # not cli.options.command_config: its validate() errors name --config, and a bad flag here
     # stays the logged error it has always been (make_subset checks every option)
@@ -172,6 +172,33 @@ def subset(
     }
     apply_overrides(cfg, given)
     export = shards or export_format != "wds"
+    with contextlib.ExitStack() as stack:
+        try:  # a remote INPUT is fetched (only its tables, unless exported)
+            local_in = stack.enter_context(
+                input_path_of(input_path, not_downloads if export else tables_only)
+            )
+        except OSError as e:  # a remote input that is not there, a store out of reach
+            log.error("%s", e)
+            raise typer.Exit(EXIT_USAGE) from e
+        _subset(local_in, out, cfg, rule, export, clips_per_shard, export_format)
+
+
+def _subset(
+    input_path: Path,
+    out: str,
+    cfg: SubsetConfig,
+    rule: str,
+    export: bool,
+    clips_per_shard: int,
+    export_format: str,
+) -> None:
+    """The subset (and its export) of a local input; `out` may be remote."""
+    import duckdb
+
+    from internvid.outcome import outcome
+    from internvid.subsets import SubsetError, make_subset
+    from internvid.subsets.export import export_subset, run_folder_of
+
     try:
         run_dir = run_folder_of(input_path) if export else None  # before any work
         result = make_subset(input_path, out, cfg)

@@ -471,6 +471,15 @@ def download_release(
     Resumable: run it again on the same folder after an interruption (even SIGKILL) and it
     downloads only what is missing, plus the rows whose failure was transient.
     """
+    from internvid.io import remote
+    from internvid.io.storage import is_remote
+
+    if is_remote(meta) or is_remote(out):  # fetched here, published there as a whole
+        try:
+            with remote.input_path(meta) as local_meta, remote.staged(out, "download") as local:
+                return download_release(local_meta, local, cfg, progress)
+        except FileNotFoundError as e:
+            raise DownloadSetupError(str(e)) from e
     cfg = cfg or DownloadCommandConfig()
     try:
         cfg.validate()

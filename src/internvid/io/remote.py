@@ -86,19 +86,26 @@ def staged(
     command: str,
     select: Select = everything,
     last: Iterable[str] = LAST,
+    local_lock: bool = True,
 ) -> Iterator[Path]:
     """Run a command that writes into folder `url`: a local folder is yielded as it is; a
     remote one is locked (remotely, and its staging folder locally), the objects `select`
     keeps are fetched into the staging folder, the command works there, and what it wrote or
     changed among those keys is published back (the `last` ones after the rest), also when
-    it failed midway (each file it left is complete: the commands write through temp names)."""
+    it failed midway (each file it left is complete: the commands write through temp names).
+    `local_lock`: also flock the staging folder (io/lock); off for a target that must hold
+    only its own files (an export)."""
     if not is_remote(url):
         yield Path(url)
         return
     store = Store(str(url))
     local = staging_dir(store.url)
-    with remote_lock(store, command), hold_lock(local, command):
+    with contextlib.ExitStack() as held:
+        held.enter_context(remote_lock(store, command))
+        if local_lock:
+            held.enter_context(hold_lock(local, command))
         before = pull(store, local, lambda rel: not _not_lock(rel) and select(rel))
+        local.mkdir(parents=True, exist_ok=True)
         key = os.path.realpath(local)
         _active[key] = store
         try:
@@ -119,3 +126,67 @@ def readable(url: str | Path, select: Select = everything) -> Iterator[Path]:
     local = staging_dir(store.url)
     pull(store, local, lambda rel: not _not_lock(rel) and select(rel))
     yield local
+
+
+def _split(url: str) -> tuple[str, str]:
+    """(parent URL, name) of an object URL."""
+    parent, _, name = str(url).rstrip("/").rpartition("/")
+    return parent, name
+
+
+@contextlib.contextmanager
+def input_path(url: str | Path, select: Select = everything) -> Iterator[Path]:
+    """An input a command reads, as a local path: a local one as it is; a remote object
+    fetched into the staging folder; a remote folder with the objects `select` keeps."""
+    if not is_remote(url):
+        yield Path(url)
+        return
+    from internvid.io.storage import filesystem
+
+    fs, path = filesystem(str(url))
+    if fs.isfile(path):
+        parent, name = _split(str(url))
+        local = staging_dir(parent) / name
+        store = Store(parent)
+        if not (local.is_file() and local.stat().st_size == fs.size(path)):
+            store.get(name, local)
+        yield local
+        return
+    if not fs.isdir(path):
+        raise FileNotFoundError(f"no such object or folder: {url}")
+    with readable(url, select) as local:
+        yield local
+
+
+@contextlib.contextmanager
+def output_prefix(url: str | Path) -> Iterator[Path]:
+    """Where a command writes files named PREFIX.* (a subset's .jsonl and .parquet, a report's
+    .html): a local prefix as it is; for a remote one, a prefix in the staging folder whose
+    files are uploaded beside the remote prefix when the block ends without an error."""
+    if not is_remote(url):
+        yield Path(url)
+        return
+    parent, name = _split(str(url))
+    local_dir = staging_dir(parent)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    before = {p.name: p.stat().st_mtime_ns for p in local_dir.glob(f"{name}*") if p.is_file()}
+    yield local_dir / name
+    store = Store(parent)
+    for p in sorted(local_dir.glob(f"{name}*")):
+        if (
+            p.is_file()
+            and not p.name.startswith(".")
+            and before.get(p.name) != p.stat().st_mtime_ns
+        ):
+            store.put(p, p.name)
+            log.info("published %s", store.url_of(p.name))
+
+
+def not_downloads(rel: str) -> bool:
+    """A run folder without its downloads and scratch (what readers of a run need)."""
+    return not rel.startswith(("downloads/", "_work/tmp/"))
+
+
+def tables_only(rel: str) -> bool:
+    """A run folder's tables and bookkeeping, without shard tars (subset, stats readers)."""
+    return not_downloads(rel) and not rel.endswith(".tar")

@@ -50,11 +50,15 @@ pre{background:#fff;border:1px solid #d5d9e0;padding:8px;overflow:auto;max-heigh
 """
 
 
-def render_report(run_dir: str | Path, samples: int = 24, seed: int = 0) -> str:
-    """The report page of a run folder as one HTML string (every resource inline)."""
+def render_report(
+    run_dir: str | Path, samples: int = 24, seed: int = 0, shown: str | None = None
+) -> str:
+    """The report page of a run folder as one HTML string (every resource inline); `shown`:
+    how the page names the folder (a remote folder's URL), default its resolved path."""
     from internvid import __version__
 
     run_dir = Path(run_dir)
+    shown = shown or str(run_dir.resolve())
     body = render_sections(load_run(run_dir), samples, seed)
     nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in SECTIONS)
     when = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -62,19 +66,33 @@ def render_report(run_dir: str | Path, samples: int = 24, seed: int = 0) -> str:
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>internvid report: {esc(run_dir.resolve().name)}</title>"
+        f"<title>internvid report: {esc(shown.rstrip('/').rsplit('/', 1)[-1])}</title>"
         f"<style>{STYLE}</style></head><body><main>"
-        f"<h1>internvid report</h1><p>{esc(run_dir.resolve())} · internvid {esc(__version__)}"
+        f"<h1>internvid report</h1><p>{esc(shown)} · internvid {esc(__version__)}"
         f" · {when}</p><nav>{nav}</nav>" + "".join(body) + "</main></body></html>\n"
     )
 
 
 def write_report(
     run_dir: str | Path, out: str | Path | None = None, samples: int = 24, seed: int = 0
-) -> Path:
-    """Write the report of `run_dir` to `out` (default DIR/report.html) atomically; return it."""
+) -> Path | str:
+    """Write the report of `run_dir` to `out` (default DIR/report.html) atomically; return it.
+    Either may be remote (s3://...): the run is fetched (but its downloads), the page uploaded."""
+    from internvid.io import remote
     from internvid.io.atomic import atomic_open
+    from internvid.io.storage import is_remote
 
+    if is_remote(run_dir) or (out is not None and is_remote(out)):
+        target = str(out) if out is not None else f"{str(run_dir).rstrip('/')}/{REPORT_NAME}"
+        with (
+            remote.input_path(run_dir, remote.not_downloads) as local_run,
+            remote.output_prefix(target) as local_out,
+        ):
+            page = render_report(local_run, samples=samples, seed=seed, shown=str(run_dir))
+            with atomic_open(local_out) as f:
+                f.write(page)
+        log.info("report: %s (%d KiB)", target, len(page.encode()) // 1024)
+        return target
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NotADirectoryError(f"{run_dir} is not a folder")

@@ -420,8 +420,16 @@ def export_subset(
     kill keeps the finished shards and writes the same bytes. Rows that cannot be exported (not
     in the run, no clip file) go to `target/failures.jsonl`.
     """
+    from internvid.io import remote
+    from internvid.io.storage import is_remote
     from internvid.io.tables import read_clips_table
 
+    if is_remote(run_dir) or is_remote(target):  # fetched here, published there
+        with (
+            remote.input_path(run_dir, remote.not_downloads) as local_run,
+            remote.staged(target, "export", local_lock=False) as local_target,
+        ):
+            return export_subset(local_run, subset_parquet, local_target, clips_per_shard, fmt)
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
     if clips_per_shard < 1:

@@ -258,6 +258,15 @@ def make_subset(
     """
     import duckdb
 
+    from internvid.io import remote
+    from internvid.io.storage import is_remote
+
+    if is_remote(input_path) or is_remote(out_prefix):  # fetched here, published there
+        with (
+            remote.input_path(input_path, remote.tables_only) as local_in,
+            remote.output_prefix(out_prefix) as local_out,
+        ):
+            return make_subset(local_in, local_out, cfg)
     rule = check_config(cfg)
     kind, path = resolve_input(Path(input_path))
     prefix = Path(out_prefix)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -16,6 +18,9 @@ import torch
 import torch.distributed as dist
 
 from internvid.config import TrainConfig
+from internvid.io import remote
+from internvid.io.remote import store_of
+from internvid.io.storage import is_remote
 from internvid.models.viclip import ViCLIP, count_parameters
 from internvid.train.args import parse_args
 from internvid.train.batches import batch_indices, load_data, make_batch
@@ -71,12 +76,38 @@ def autocast_dtype(spec: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def _is_shard(rel: str) -> bool:
+    return rel.endswith(".tar") and not rel.startswith("downloads/")
+
+
+def train_remote(
+    cfg: TrainConfig, resume: bool = False, resume_from: str | Path | None = None
+) -> dict[str, Any]:
+    """`train` with remote data (a run or frame-shard folder, or one .tar: its shards fetched
+    here) and/or a remote `cfg.out` (staged here: its checkpoints fetched for --resume, each new
+    checkpoint published when written, the rest at the end; rank 0 holds its lock)."""
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    with contextlib.ExitStack() as stack:
+        data, out = cfg.data, cfg.out
+        if is_remote(data):
+            data = str(stack.enter_context(remote.input_path(data, _is_shard)))
+        if is_remote(out):
+            where = remote.staged(out, "train") if rank0 else remote.readable(out)
+            out = str(stack.enter_context(where))
+        result = train(dataclasses.replace(cfg, data=data, out=out), resume, resume_from)
+        result["out"] = cfg.out
+        return result
+
+
 def train(
     cfg: TrainConfig, resume: bool = False, resume_from: str | Path | None = None
 ) -> dict[str, Any]:
     """Train; returns {"losses": per-step losses from step 1, "step", "checkpoint", "out",
     "seconds"} (+ "wise_ft", "heldout" when asked for). `resume`: continue from the newest
-    checkpoint in cfg.out; `resume_from`: from this checkpoint file."""
+    checkpoint in cfg.out; `resume_from`: from this checkpoint file. `cfg.data` and `cfg.out`
+    may be remote (s3://...): `train_remote`."""
+    if is_remote(cfg.data) or is_remote(cfg.out):
+        return train_remote(cfg, resume, resume_from)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = pick_device(cfg.device, distributed)
     owns_group = distributed and not dist.is_initialized()
@@ -168,6 +199,11 @@ def train(
             }
             save_checkpoint(path, payload)
             log.info("checkpoint %s", path)
+            store = store_of(out)  # a remote cfg.out: each checkpoint is published at once
+            if store is not None:
+                if failed:
+                    store.put(out / "failures.jsonl", "failures.jsonl")
+                store.put(path, path.name)
         return path
 
     last_ckpt: Path | None = None
