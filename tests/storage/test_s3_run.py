@@ -11,14 +11,11 @@ import sys
 import tarfile
 import threading
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from rundigest import digest
 
-# what differs between the two runs by construction: the sources (s3://... against paths),
-# where each was read from (the staging downloads), and the input's kind (meta.origin)
-WHERE = {"source", "path"}
 VIDEOS = ["cosmos_clip_10s.mp4", "counter.mp4", "delayed_start.mp4", "nasa_13013.mp4"]
 
 
@@ -37,59 +34,6 @@ def _done(proc: subprocess.Popen, timeout: float = 300) -> str:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, f"exit {proc.returncode}:\n{err[-3000:]}"
     return out
-
-
-def _strip(obj):
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in WHERE and k != "origin"}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
-
-
-def digest(folder: Path) -> dict:
-    """What a user gets from a run folder, without the two runs' paths and wall times."""
-    out: dict = {}
-    for name in ("clips.parquet", "videos.parquet"):
-        out[name] = digest_table(folder / name)
-    for name in ("failures.jsonl", "dropped.jsonl"):
-        out[name] = [_strip(json.loads(x)) for x in (folder / name).read_text().splitlines()]
-    out["internvid.jsonl"] = (folder / "internvid.jsonl").read_text()
-    stats = json.loads((folder / "stats.json").read_text())
-    out["stats"] = {
-        k: stats[k]
-        for k in (
-            "videos",
-            "videos_ok",
-            "clips",
-            "clip_seconds",
-            "failures_by_reason",
-            "dropped_by_rule",
-            "shards",
-        )
-    }
-    shards = {}
-    for tar in sorted((folder / "shards").glob("*.tar")):
-        with tarfile.open(tar) as tf:
-            members = {}
-            for m in tf.getmembers():
-                data = tf.extractfile(m).read()
-                members[m.name] = _strip(json.loads(data)) if m.name.endswith(".json") else data
-            shards[tar.name] = members
-        shards[tar.with_suffix(".parquet").name] = digest_table(tar.with_suffix(".parquet"))
-    out["shards"] = shards
-    return out
-
-
-def digest_table(path: Path) -> list:
-    t = pq.read_table(path)
-    rows = t.drop_columns([c for c in t.column_names if c in WHERE]).to_pylist()
-    for row in rows:
-        if isinstance(row.get("meta"), str):
-            meta = json.loads(row["meta"])
-            meta.pop("origin", None)
-            row["meta"] = meta
-    return rows
 
 
 def check_object(fs, key: str, data: bytes) -> str | None:
