@@ -130,7 +130,7 @@ def test_file_urls_are_local_paths_and_other_schemes_fail(
 ) -> None:
     video = demo_videos / "demo_c.mp4"
     proc = internvid(
-        "run", video.as_uri(), "s3://bucket/clip.mp4", "--out", str(tmp_path / "out"),
+        "run", video.as_uri(), "nosuchscheme://bucket/clip.mp4", "--out", str(tmp_path / "out"),
         "--models", "none", "--collect", "off", "--cut-mode", "none", "--no-progress",
     )  # fmt: skip
     no_traceback(proc)
@@ -141,13 +141,13 @@ def test_file_urls_are_local_paths_and_other_schemes_fail(
     rows = {r["source"]: (r["status"], r["reason"]) for r in pq.read_table(videos).to_pylist()}
     assert rows == {
         str(video): ("ok", None),
-        "s3://bucket/clip.mp4": ("failed", "unsupported_scheme"),
+        "nosuchscheme://bucket/clip.mp4": ("failed", "unsupported_scheme"),
     }
     failures = [
         json.loads(x) for x in (tmp_path / "out" / "failures.jsonl").read_text().split("\n") if x
     ]
     assert [(f["item"], f["reason"]) for f in failures] == [
-        ("s3://bucket/clip.mp4", "unsupported_scheme")
+        ("nosuchscheme://bucket/clip.mp4", "unsupported_scheme")
     ]
 
 

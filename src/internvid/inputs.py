@@ -20,7 +20,7 @@ from urllib.request import url2pathname
 from internvid.config import InputConfig
 from internvid.engine.sample import Failure, Sample
 from internvid.io.release import MalformedRow, bounded_lines, clip_from_row, iter_release_rows
-from internvid.io.storage import StorageError, is_remote, iter_remote_files
+from internvid.io.storage import StorageError, StorageUnavailable, is_remote, iter_remote_files
 from internvid.records import Video, is_safe_id, make_video_id
 from internvid.stages.download import is_url
 
@@ -169,6 +169,9 @@ class _Collector:
             found = list(iter_remote_files(url, exts))
         except StorageError as e:  # a scheme fsspec has no backend for
             self.fail(url, "unsupported_scheme", str(e)[:500], url)
+            return
+        except StorageUnavailable as e:  # no credentials, an unreachable endpoint
+            self.fail(url, "storage_error", str(e)[:500], url)
             return
         except (OSError, ValueError) as e:  # no bucket, bad credentials, unreachable
             self.fail(url, "missing_file", f"{type(e).__name__}: {e}"[:500], url)

@@ -18,6 +18,7 @@ def known_error(e: BaseException) -> tuple[int, str] | None:
     """(exit code, one-line message) for an error a user can cause and fix, else None (a bug:
     its traceback is shown). Commands handle their own usage errors; these reach the app."""
     from internvid.io.lock import FolderLocked
+    from internvid.io.storage import StorageUnavailable
     from internvid.outcome import EXIT_LOCKED, EXIT_NOTHING, EXIT_USAGE
 
     if isinstance(e, FolderLocked):
@@ -25,6 +26,8 @@ def known_error(e: BaseException) -> tuple[int, str] | None:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {e.filename}" if e.filename else ""
         return EXIT_NOTHING, f"disk full{where}: free space (or choose another folder) and rerun"
+    if isinstance(e, StorageUnavailable):  # no credentials, an unreachable endpoint
+        return EXIT_NOTHING, str(e)
     if isinstance(e, pickle.UnpicklingError):  # torch.load(weights_only=True) said no
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return EXIT_USAGE, (

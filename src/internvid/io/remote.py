@@ -141,18 +141,21 @@ def input_path(url: str | Path, select: Select = everything) -> Iterator[Path]:
     if not is_remote(url):
         yield Path(url)
         return
-    from internvid.io.storage import filesystem
+    from internvid.io.storage import backend_errors, filesystem
 
     fs, path = filesystem(str(url))
-    if fs.isfile(path):
+    with backend_errors(str(url)):
+        is_file = fs.isfile(path)
+        size = fs.size(path) if is_file else None
+        is_dir = not is_file and fs.isdir(path)
+    if is_file:
         parent, name = _split(str(url))
         local = staging_dir(parent) / name
-        store = Store(parent)
-        if not (local.is_file() and local.stat().st_size == fs.size(path)):
-            store.get(name, local)
+        if not (local.is_file() and local.stat().st_size == size):
+            Store(parent).get(name, local)
         yield local
         return
-    if not fs.isdir(path):
+    if not is_dir:
         raise FileNotFoundError(f"no such object or folder: {url}")
     with readable(url, select) as local:
         yield local

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -36,6 +37,51 @@ def is_remote(url: str | os.PathLike) -> bool:
 
 class StorageError(OSError):
     """A storage URL that cannot be used (unknown scheme, missing fsspec backend)."""
+
+
+class StorageUnavailable(OSError):
+    """The store could not be used: no or wrong credentials, an unreachable endpoint, an error
+    of the backend's client (botocore, google-auth, aiohttp) that is not an OSError."""
+
+
+# the packages whose exceptions are the store's, not a bug of ours
+_BACKENDS = ("botocore", "aiobotocore", "s3fs", "gcsfs", "google", "aiohttp", "adlfs", "azure")
+
+
+def _hint(e: BaseException) -> str:
+    name = type(e).__name__
+    if "Credential" in name or "Auth" in name:
+        return (
+            " (give the store's credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or "
+            "AWS_PROFILE, AWS_ENDPOINT_URL for an S3-compatible server; gcloud auth for gs://)"
+        )
+    return ""
+
+
+@contextlib.contextmanager
+def backend_errors(url: str) -> Iterator[None]:
+    """Turn the exceptions of a storage client that are not OSErrors (botocore's
+    NoCredentialsError, EndpointConnectionError, ...) into StorageUnavailable naming `url`."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        if not any(c.__module__.split(".")[0] in _BACKENDS for c in type(e).__mro__):
+            raise
+        text = " ".join(str(e).split())[:300]
+        raise StorageUnavailable(f"{url}: {type(e).__name__}: {text}{_hint(e)}") from e
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A Store method whose backend errors become StorageUnavailable."""
+
+    @functools.wraps(method)
+    def call(self: Store, *args: Any, **kwargs: Any) -> Any:
+        with backend_errors(self.url):
+            return method(self, *args, **kwargs)
+
+    return call
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -102,9 +148,11 @@ class Store:
         rel = safe_rel(rel)
         return f"{self.url}/{rel}" if rel else self.url
 
+    @_guarded
     def exists(self, rel: str) -> bool:
         return bool(self.fs.exists(self.key(rel)))
 
+    @_guarded
     def files(self, prefix: str = "") -> dict[str, int]:
         """Relative key -> size of every object under `prefix` (fresh listing, no cache)."""
         self.fs.invalidate_cache()
@@ -121,10 +169,12 @@ class Store:
             out[rel] = int(info.get("size") or 0)
         return dict(sorted(out.items()))
 
+    @_guarded
     def put(self, local: str | Path, rel: str) -> None:
         """Upload one local file to `rel` (one object, visible only once complete)."""
         self.fs.put_file(str(local), self.key(rel))
 
+    @_guarded
     def get(self, rel: str, local: str | Path) -> Path:
         """Download `rel` to `local`, through a temp name (a killed get leaves no half file)."""
         local = Path(local)
@@ -137,9 +187,11 @@ class Store:
             tmp.unlink(missing_ok=True)
         return local
 
+    @_guarded
     def read_bytes(self, rel: str) -> bytes:
         return bytes(self.fs.cat_file(self.key(rel)))
 
+    @_guarded
     def write_bytes(self, rel: str, data: bytes, exclusive: bool = False) -> None:
         """One object with `data`; `exclusive`: fail with FileExistsError when it exists."""
         if exclusive:
@@ -153,6 +205,7 @@ class Store:
                     raise FileExistsError(self.url_of(rel)) from None
         self.fs.pipe_file(self.key(rel), data)
 
+    @_guarded
     def rm(self, rel: str, recursive: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self.key(rel), recursive=recursive)
@@ -183,6 +236,11 @@ def pull(store: Store, local: Path, select: Select = everything) -> dict[str, tu
     from the local copy, or missing). Returns the snapshot: rel -> (size, mtime_ns)."""
     got = 0
     for rel, size in store.files().items():
+        try:
+            rel = safe_rel(rel)
+        except ValueError:  # a key with `..` or a leading `/`: never written outside `local`
+            log.warning("skipping object %r of %s: its key escapes the folder", rel, store.url)
+            continue
         if is_temp(rel) or not select(rel):
             continue
         target = local / rel
@@ -241,13 +299,16 @@ def iter_remote_files(url: str, extensions: Iterable[str]) -> Iterator[str]:
     fs, path = filesystem(url)
     proto = scheme(url)
     exts = tuple(e.lower() for e in extensions)
-    if any(c in path for c in "*?["):
-        found = sorted(p for p in fs.glob(path) if fs.isfile(p))
-    elif fs.isfile(path):
+    with backend_errors(url):
+        if any(c in path for c in "*?["):
+            found = sorted(p for p in fs.glob(path) if fs.isfile(p))
+        elif fs.isfile(path):
+            found = None
+        else:
+            found = sorted(fs.find(path))
+    if found is None:
         yield url
         return
-    else:
-        found = sorted(fs.find(path))
     for p in found:
         if p.lower().endswith(exts):
             yield f"{proto}://{p.lstrip('/')}" if proto != "memory" else f"memory://{p}"

@@ -18,7 +18,13 @@ from internvid.download.ytdlp import (
     written_file,
 )
 from internvid.engine import Context, Resources, Sample, Stage, StageError
-from internvid.io.storage import StorageError, filesystem, is_remote
+from internvid.io.storage import (
+    StorageError,
+    StorageUnavailable,
+    backend_errors,
+    filesystem,
+    is_remote,
+)
 from internvid.media.ffmpeg import ffmpeg_exe
 
 __all__ = ["VIDEO_META_KEYS", "DownloadStage", "is_url"]
@@ -86,12 +92,15 @@ class DownloadStage(Stage):
         tmp = self.folder / f".{video_id}{ext}.tmp-{os.getpid()}"
         try:
             fs, path = filesystem(url)
-            fs.get_file(path, str(tmp))
+            with backend_errors(url):
+                fs.get_file(path, str(tmp))
             os.replace(tmp, target)
         except FileNotFoundError as e:
             raise StageError("not_found", f"no such object: {url}") from e
         except StorageError as e:
             raise StageError("unsupported_scheme", str(e)[:MAX_REASON_MESSAGE]) from e
+        except StorageUnavailable as e:  # credentials, endpoint: the store's, not the video's
+            raise StageError("storage_error", str(e)[:MAX_REASON_MESSAGE]) from e
         except OSError as e:
             msg = f"{type(e).__name__}: {e}".replace("\n", " ")[:MAX_REASON_MESSAGE]
             raise StageError("network", msg) from e
