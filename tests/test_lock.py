@@ -20,8 +20,8 @@ from internvid.io.lock import (
     hold_lock,
     lock_holder,
     lock_path,
-    locked,
 )
+from internvid.io.remote import locked
 from internvid.outcome import EXIT_LOCKED
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")

@@ -19,9 +19,8 @@ from internvid.config import RunConfig, ScoreConfig
 from internvid.engine import Failure, Sample, StageStats
 from internvid.hub import ModelsUnavailable, resolve_models
 from internvid.io.atomic import remove_temp_files, temp_name, write_json_atomic, write_jsonl_atomic
-from internvid.io.lock import locked
 from internvid.io.release import ReleaseWriter, row_from_clip
-from internvid.io.remote import not_downloads
+from internvid.io.remote import locked, not_downloads
 from internvid.io.shards import add_member, metadata_members, shard_name
 from internvid.io.tables import clips_table, read_clips, write_table_atomic
 from internvid.media.onepass import OnePass
@@ -143,7 +142,9 @@ def frames_for_video(
     return frames, failed
 
 
-@locked("score", existing=True, fetch=not_downloads)  # one writer per run folder (io/lock.py)
+@locked(
+    "score", existing=True, fetch=not_downloads
+)  # one writer per run folder (io/lock.py, io/remote.py)
 def score_folder(
     out_dir: str | Path, cfg: ScoreConfig, cache_dir: str = "", progress: bool = True
 ) -> ScoreSummary:

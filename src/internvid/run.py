@@ -27,9 +27,9 @@ from internvid.io.atomic import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from internvid.io.lock import clear_work_dir, locked
+from internvid.io.lock import clear_work_dir
 from internvid.io.release import ReleaseWriter, row_from_clip
-from internvid.io.remote import LOCK_KEY, display, store_of
+from internvid.io.remote import LOCK_KEY, display, locked, store_of
 from internvid.io.shards import shard_name
 from internvid.io.storage import pull
 from internvid.io.tables import (

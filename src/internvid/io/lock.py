@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
-import inspect
 import json
 import logging
 import os
@@ -13,16 +11,15 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 WORK_DIR = "_work"  # the folder of a run's bookkeeping, inside the output folder
 LOCK_NAME = "lock"  # the lock file inside it
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 # folders this process holds the lock of (resolved path -> depth), so a nested call re-enters
 _held: dict[str, int] = {}
@@ -146,46 +143,6 @@ def _remove_if_only_lock(path: Path, created: list[Path]) -> None:
     for folder in reversed(created):
         with contextlib.suppress(OSError):  # not empty: something else was written there
             folder.rmdir()
-
-
-def locked(
-    command: str,
-    arg: str = "out_dir",
-    existing: bool = False,
-    fetch: Callable[[str], bool] | None = None,
-) -> Callable[[F], F]:
-    """Decorate a library call that writes into the folder passed as its argument `arg`, so
-    the call holds that folder's lock (`hold_lock(folder, command)`) while it runs.
-
-    `existing`: the call works on a folder that must already exist (`score`): when it does not,
-    the call runs unlocked and reports the missing folder itself, creating nothing.
-    A remote folder (s3://...) is staged on this machine (`io.remote.staged`): `fetch` says
-    which of its objects the call needs (all by default), and what it writes is published."""
-
-    def wrap(fn: F) -> F:
-        sig = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            bound = sig.bind(*args, **kwargs)
-            given = bound.arguments[arg]
-            from internvid.io.storage import everything, is_remote
-
-            if is_remote(given):  # staged here, locked there, published back (io/remote.py)
-                from internvid.io.remote import staged
-
-                with staged(str(given), command, fetch or everything) as local:
-                    bound.arguments[arg] = local
-                    return fn(*bound.args, **bound.kwargs)
-            folder = Path(given)
-            if existing and not folder.is_dir():
-                return fn(*args, **kwargs)
-            with hold_lock(folder, command):
-                return fn(*args, **kwargs)
-
-        return call  # type: ignore[return-value]
-
-    return wrap
 
 
 def clear_work_dir(work_dir: str | Path) -> None:

@@ -1,21 +1,25 @@
-"""A command on a remote run folder: stage it on this machine, hold its lock, publish back."""
+"""One writer per folder, local or remote (`locked`); remote folders staged here, published back."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from internvid.io.lock import LOCK_NAME, WORK_DIR, FolderLocked, hold_lock
 from internvid.io.storage import Select, Store, everything, is_remote, pull, push, staging_dir
 
 log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 LOCK_KEY = f"{WORK_DIR}/{LOCK_NAME}"  # the remote folder's lock object (and the local lock file)
 # the files a reader of a finished folder looks at last: written after everything they describe
@@ -193,3 +197,39 @@ def not_downloads(rel: str) -> bool:
 def tables_only(rel: str) -> bool:
     """A run folder's tables and bookkeeping, without shard tars (subset, stats readers)."""
     return not_downloads(rel) and not rel.endswith(".tar")
+
+
+def locked(
+    command: str,
+    arg: str = "out_dir",
+    existing: bool = False,
+    fetch: Callable[[str], bool] | None = None,
+) -> Callable[[F], F]:
+    """Decorate a library call that writes into the folder passed as its argument `arg`, so
+    the call holds that folder's lock (`hold_lock(folder, command)`) while it runs.
+
+    `existing`: the call works on a folder that must already exist (`score`): when it does not,
+    the call runs unlocked and reports the missing folder itself, creating nothing.
+    A remote folder (s3://...) is staged on this machine (`staged`): `fetch` says
+    which of its objects the call needs (all by default), and what it writes is published."""
+
+    def wrap(fn: F) -> F:
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            bound = sig.bind(*args, **kwargs)
+            given = bound.arguments[arg]
+            if is_remote(given):  # staged here, locked there, published back
+                with staged(str(given), command, fetch or everything) as local:
+                    bound.arguments[arg] = local
+                    return fn(*bound.args, **bound.kwargs)
+            folder = Path(given)
+            if existing and not folder.is_dir():
+                return fn(*args, **kwargs)
+            with hold_lock(folder, command):
+                return fn(*args, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return wrap

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 
-from internvid.io.lock import locked
+from internvid.io.remote import locked
 from internvid.records import is_safe_id
 from internvid.train.data import TrainClip, decode_at, expand_shards, index_shard, segment_times
 
