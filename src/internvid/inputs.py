@@ -173,7 +173,7 @@ class _Collector:
         except StorageUnavailable as e:  # no credentials, an unreachable endpoint
             self.fail(url, "storage_error", str(e)[:500], url)
             return
-        except (OSError, ValueError) as e:  # no bucket, bad credentials, unreachable
+        except (OSError, ValueError) as e:  # no such bucket or prefix, access denied
             self.fail(url, "missing_file", f"{type(e).__name__}: {e}"[:500], url)
             return
         if not found:

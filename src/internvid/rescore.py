@@ -142,9 +142,8 @@ def frames_for_video(
     return frames, failed
 
 
-@locked(
-    "score", existing=True, fetch=not_downloads
-)  # one writer per run folder (io/lock.py, io/remote.py)
+# one writer per run folder (io/remote.py); a remote one is fetched without its downloads
+@locked("score", existing=True, fetch=not_downloads)
 def score_folder(
     out_dir: str | Path, cfg: ScoreConfig, cache_dir: str = "", progress: bool = True
 ) -> ScoreSummary:

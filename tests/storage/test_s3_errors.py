@@ -39,30 +39,21 @@ def _run(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.Com
     )
 
 
+# a run that only probes and splits: what matters here is where it reads and writes
+QUICK = ["--models", "none", "--collect", "off", "--cut-mode", "none", "--no-progress"]
+
+
 def test_an_input_without_credentials_is_a_storage_error_row(tmp_path, demo_videos):
-    video = demo_videos / "demo_c.mp4"
     out = tmp_path / "out"
     proc = _run(
-        [
-            "run",
-            str(video),
-            "s3://bucket/in/",
-            "--out",
-            str(out),
-            "--models",
-            "none",
-            "--collect",
-            "off",
-            "--cut-mode",
-            "none",
-            "--no-progress",
-        ],
+        ["run", str(demo_videos / "demo_c.mp4"), "s3://bucket/in/", "--out", str(out), *QUICK],
         {"AWS_EC2_METADATA_DISABLED": "true"},  # no instance role to look for
         tmp_path,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr  # the local video made clips
-    rows = {r["source"]: (r["status"], r["reason"]) for r in pq.read_table(out / "videos.parquet").to_pylist()}  # fmt: skip
+    videos = pq.read_table(out / "videos.parquet").to_pylist()
+    rows = {r["source"]: (r["status"], r["reason"]) for r in videos}
     assert rows["s3://bucket/in/"] == ("failed", "storage_error")
     (failure,) = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
     assert failure["reason"] == "storage_error"
@@ -77,21 +68,7 @@ def test_an_unreachable_store_for_out_is_one_line_and_a_non_zero_exit(tmp_path, 
         "AWS_MAX_ATTEMPTS": "1",
     }
     proc = _run(
-        [
-            "run",
-            str(demo_videos / "demo_c.mp4"),
-            "--out",
-            "s3://bucket/run",
-            "--models",
-            "none",
-            "--collect",
-            "off",
-            "--cut-mode",
-            "none",
-            "--no-progress",
-        ],
-        env,
-        tmp_path,
+        ["run", str(demo_videos / "demo_c.mp4"), "--out", "s3://bucket/run", *QUICK], env, tmp_path
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode != 0

@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from internvid.io.lock import LOCK_NAME, WORK_DIR, FolderLocked, hold_lock
-from internvid.io.storage import Select, Store, everything, is_remote, pull, push, staging_dir
+from internvid.io.storage import (
+    Select,
+    Store,
+    backend_errors,
+    everything,
+    filesystem,
+    is_remote,
+    pull,
+    push,
+    staging_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +155,6 @@ def input_path(url: str | Path, select: Select = everything) -> Iterator[Path]:
     if not is_remote(url):
         yield Path(url)
         return
-    from internvid.io.storage import backend_errors, filesystem
-
     fs, path = filesystem(str(url))
     with backend_errors(str(url)):
         is_file = fs.isfile(path)

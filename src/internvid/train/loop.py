@@ -19,7 +19,6 @@ import torch.distributed as dist
 
 from internvid.config import TrainConfig
 from internvid.io import remote
-from internvid.io.remote import store_of
 from internvid.io.storage import is_remote
 from internvid.models.viclip import ViCLIP, count_parameters
 from internvid.train.args import parse_args
@@ -77,7 +76,8 @@ def autocast_dtype(spec: str, device: torch.device) -> torch.dtype | None:
 
 
 def _is_shard(rel: str) -> bool:
-    return rel.endswith(".tar") and not rel.startswith("downloads/")
+    """A remote data folder's shard tars (not its downloads or scratch)."""
+    return rel.endswith(".tar") and remote.not_downloads(rel)
 
 
 def train_remote(
@@ -199,7 +199,7 @@ def train(
             }
             save_checkpoint(path, payload)
             log.info("checkpoint %s", path)
-            store = store_of(out)  # a remote cfg.out: each checkpoint is published at once
+            store = remote.store_of(out)  # a remote cfg.out: each checkpoint is published at once
             if store is not None:
                 if failed:
                     store.put(out / "failures.jsonl", "failures.jsonl")
