@@ -33,6 +33,7 @@ __all__ = [
     "ReleaseWriter",
     "bounded_lines",
     "clip_from_row",
+    "iter_numbered_release_rows",
     "iter_release_rows",
     "row_from_clip",
     "write_release_rows",
@@ -249,6 +250,23 @@ def iter_release_rows(
     for an overlong line, as `bounded_lines` yields). A Caption over `max_caption_chars` (None:
     no limit) fails its row (`caption_too_long`).
     """
+    for _, row in iter_numbered_release_rows(
+        path,
+        on_error=on_error,
+        max_line_bytes=max_line_bytes,
+        max_caption_chars=max_caption_chars,
+    ):
+        yield row
+
+
+def iter_numbered_release_rows(
+    path: str | os.PathLike[str] | IO[str] | IO[bytes],
+    *,
+    on_error: Callable[[int, MalformedRow, str], Any] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    max_caption_chars: int | None = MAX_CAPTION_CHARS,
+) -> Iterator[tuple[int, ReleaseRow]]:
+    """`iter_release_rows`, each row with its line number (counting every line from 1)."""
     if isinstance(path, str | os.PathLike):
         name = os.fspath(path)
         opener = gzip.open if _is_gzip(path) else open
@@ -267,7 +285,7 @@ def _iter_lines(
     on_error: Callable[[int, MalformedRow, str], Any] | None,
     max_line_bytes: int = MAX_LINE_BYTES,
     max_caption_chars: int | None = MAX_CAPTION_CHARS,
-) -> Iterator[ReleaseRow]:
+) -> Iterator[tuple[int, ReleaseRow]]:
     rows = skipped = 0
     for line_no, raw in enumerate(lines, 1):
         if raw is None or len(raw.rstrip(b"\r\n" if isinstance(raw, bytes) else "\r\n")) > (
@@ -308,7 +326,7 @@ def _iter_lines(
             skipped += 1
             continue
         rows += 1
-        yield row
+        yield line_no, row
     logger.debug("read %d rows from %s, skipped %d malformed lines", rows, name, skipped)
 
 

@@ -251,3 +251,10 @@ def write_table_atomic(table: pa.Table, path: str | Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def arrow_reader(rel: Any, rows: int) -> pa.RecordBatchReader:
+    """A streaming reader of a DuckDB relation's result (DuckDB 1.x and 2.x spellings)."""
+    if hasattr(rel, "to_arrow_reader"):
+        return rel.to_arrow_reader(rows)
+    return rel.fetch_record_batch(rows)

@@ -88,13 +88,6 @@ def _log_step(step: Step) -> None:
     logger.info("%s (%s left)", step.describe(), f"{step.after:,}")
 
 
-def _arrow_reader(rel: duckdb.DuckDBPyRelation, rows: int) -> pa.RecordBatchReader:
-    """A streaming reader of a relation's result (DuckDB 1.x and 2.x spellings)."""
-    if hasattr(rel, "to_arrow_reader"):
-        return rel.to_arrow_reader(rows)
-    return rel.fetch_record_batch(rows)
-
-
 def _draw(con: duckdb.DuckDBPyConnection, cfg: SubsetConfig, n_cand: int, weighted: bool) -> Step:
     """Sample table `cand` (canonical order = rowid) into table `picked` (column _row)."""
     import numpy as np
@@ -129,6 +122,7 @@ def _write_outputs(
     import pyarrow.parquet as pq
 
     from internvid.io.atomic import temp_name
+    from internvid.io.tables import arrow_reader
 
     tmp_jsonl, tmp_parquet = temp_name(jsonl), temp_name(parquet)
     rows = 0
@@ -137,7 +131,7 @@ def _write_outputs(
             open(tmp_jsonl, "wb") as f,
             pq.ParquetWriter(tmp_parquet, schema, compression="zstd") as writer,
         ):
-            for batch in _arrow_reader(con.sql(query), BATCH_ROWS):
+            for batch in arrow_reader(con.sql(query), BATCH_ROWS):
                 if batch.num_rows == 0:
                     continue
                 _write_lines(f, batch.column(batch.num_columns - 1))
