@@ -10,8 +10,8 @@ import json
 import logging
 import os
 import re
-from collections import OrderedDict
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -19,7 +19,8 @@ from urllib.request import url2pathname
 
 from internvid.config import InputConfig
 from internvid.engine.sample import Failure, Sample
-from internvid.io.release import MalformedRow, bounded_lines, clip_from_row, iter_release_rows
+from internvid.io.manifest import Manifest, build_manifest
+from internvid.io.release import bounded_lines
 from internvid.io.storage import StorageError, StorageUnavailable, is_remote, iter_remote_files
 from internvid.records import Video, is_safe_id, make_video_id
 from internvid.stages.download import is_url
@@ -56,6 +57,46 @@ class Inputs:
 
     samples: list[Sample] = field(default_factory=list)  # one per distinct source video
     failures: list[Failure] = field(default_factory=list)  # unreadable inputs, malformed rows
+    # the videos of InternVid metadata inputs, after `samples`, read a shard at a time
+    manifest: Manifest | None = None
+
+    @property
+    def videos(self) -> int:
+        return len(self.samples) + (self.manifest.videos if self.manifest else 0)
+
+    def shards(self, per_shard: int) -> ShardList:
+        """The work shards: `samples` cut every `per_shard`, then the manifest's shards."""
+        return ShardList(self.samples, per_shard, self.manifest)
+
+    def iter_videos(self) -> Iterator[Video]:
+        """Every input video: the samples', then the manifest's (streamed)."""
+        for s in self.samples:
+            yield s.video
+        if self.manifest is not None:
+            yield from self.manifest.iter_videos()
+
+
+class ShardList(Sequence):
+    """Work shards as a sequence an executor indexes: in-memory samples cut into shards, then
+    the manifest's shards, each read from disk when asked for."""
+
+    def __init__(self, samples: list[Sample], per_shard: int, manifest: Manifest | None):
+        self.chunks = [samples[i : i + per_shard] for i in range(0, len(samples), per_shard)]
+        self.manifest = manifest
+        if manifest is not None and manifest.per_shard != per_shard:
+            raise ValueError(
+                f"the manifest has {manifest.per_shard} videos a shard, not {per_shard}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.chunks) + (len(self.manifest) if self.manifest else 0)
+
+    def __getitem__(self, k):  # an int: one shard (a slice is not needed by the executors)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        if k < len(self.chunks):
+            return self.chunks[k]
+        return self.manifest.shard(k - len(self.chunks))
 
 
 def youtube_id(url: str) -> str | None:
@@ -86,10 +127,10 @@ class _Collector:
         self.cfg = cfg
         self.out = Inputs()
         self.by_source: dict[str, Sample] = {}
+        self.release_files: list[Path] = []  # InternVid metadata files, read last
 
     def fail(self, item: str, reason: str, message: str, source: str = "") -> None:
-        log.warning("input %s: %s: %s", item, reason, message)
-        self.out.failures.append(Failure(item, "input", reason, message, source))
+        self.out.failures.append(self.failure(item, reason, message, source))
 
     def add(
         self, source: str, origin: str, vid: str | None = None, meta: dict | None = None
@@ -287,7 +328,8 @@ class _Collector:
                 )
 
     def read_metadata(self, p: Path) -> None:
-        """InternVid release rows: one sample per YoutubeID, its clips given by the rows."""
+        """InternVid release rows: their videos become a shard manifest (`build_manifest`),
+        after the other inputs."""
         template = self.cfg.path_template
         if not template or ("{YoutubeID}" not in template and "{id}" not in template):
             raise ValueError(
@@ -295,39 +337,28 @@ class _Collector:
                 "e.g. '/data/youtube/{YoutubeID}.mp4' (local files) or "
                 "'https://www.youtube.com/watch?v={YoutubeID}' (downloaded whole with yt-dlp)"
             )
+        self.release_files.append(p)
 
-        def on_error(line_no: int, error: MalformedRow, raw: str) -> None:
-            self.fail(f"{p.name}:{line_no}", error.reason, str(error), str(p))
+    def source_of(self, vid: str) -> tuple[str | None, Failure | None, bool]:
+        """A metadata video's source from the path template: (source, None, is a URL), or
+        (None, its failure row, False) when there is none."""
+        # the id is a safe id (checked by the reader), so it cannot leave the template's folder
+        template = self.cfg.path_template or ""
+        source = template.replace("{YoutubeID}", vid).replace("{id}", vid)
+        try:
+            source = local_source(source)
+        except UnsupportedSource as e:
+            return None, self.failure(vid, "unsupported_scheme", str(e), source), False
+        if is_url(source):
+            return source, None, True
+        if not Path(source).is_file():
+            message = f"no local file for {vid}: {source}"
+            return None, self.failure(vid, "missing_file", message, source), False
+        return source, None, False
 
-        groups: OrderedDict[str, list] = OrderedDict()
-        rows = iter_release_rows(
-            p,
-            on_error=on_error,
-            max_line_bytes=self.cfg.max_line_bytes,
-            max_caption_chars=self.cfg.max_caption_chars,
-        )
-        for row in rows:
-            groups.setdefault(row.youtube_id, []).append(row)
-        for vid, rows in groups.items():
-            # the id is a safe id (checked by the reader), so it cannot leave the template's folder
-            source = template.replace("{YoutubeID}", vid).replace("{id}", vid)
-            try:
-                source = local_source(source)
-            except UnsupportedSource as e:
-                self.fail(vid, "unsupported_scheme", str(e), source)
-                continue
-            if not is_url(source) and not Path(source).is_file():
-                self.fail(vid, "missing_file", f"no local file for {vid}: {source}", source)
-                continue
-            sample = self.add(source, "metadata", vid)
-            if sample is None:
-                continue
-            seen = {c.clip_id for c in sample.clips}
-            for row in rows:
-                clip = clip_from_row(row, source)
-                if clip.clip_id not in seen:
-                    seen.add(clip.clip_id)
-                    sample.clips.append(clip)
+    def failure(self, item: str, reason: str, message: str, source: str) -> Failure:
+        log.warning("input %s: %s: %s", item, reason, message)
+        return Failure(item, "input", reason, message, source)
 
 
 def _is_release_file(p: Path, max_line_bytes: int) -> bool:
@@ -349,8 +380,15 @@ def _csv_lines(lines: Iterator[str], max_line_bytes: int) -> Iterator[str]:
     yield from lines
 
 
-def read_inputs(entries: list[str], cfg: InputConfig) -> Inputs:
-    """Expand every input entry into samples (stable order, one per distinct source)."""
+def read_inputs(
+    entries: list[str], cfg: InputConfig, manifest_dir: Path | None = None, per_shard: int = 8
+) -> Inputs:
+    """Expand every input entry into samples (stable order, one per distinct source).
+
+    InternVid metadata becomes a shard manifest in `manifest_dir` (`Inputs.manifest`, its
+    videos after the other inputs', `per_shard` to a shard), so a metadata file of any size is
+    never held in memory. Without `manifest_dir` (small inputs, tests) the manifest is built in
+    a temporary folder and its videos join `samples`."""
     c = _Collector(cfg)
     for entry in entries:
         c.read(entry)
@@ -360,8 +398,43 @@ def read_inputs(entries: list[str], cfg: InputConfig) -> Inputs:
     for s in samples:
         counts[s.video.id] = counts.get(s.video.id, 0) + 1
     for s in samples:
-        if counts[s.video.id] > 1 and s.video.meta.get("origin") != "metadata":
+        if counts[s.video.id] > 1:
             s.video.id = make_video_id(s.video.id, salt=s.video.source)
     if cfg.limit is not None:
-        c.out.samples = samples[: cfg.limit]
+        c.out.samples = samples = samples[: cfg.limit]
+    if not c.release_files:
+        return c.out
+    if manifest_dir is None:
+        with tempfile.TemporaryDirectory(prefix="internvid-manifest-") as tmp:
+            found = _read_release(c, samples, Path(tmp), per_shard)
+            found.samples = [*found.samples, *(s for shard in found.manifest for s in shard)]
+            found.manifest = None
+            return found
+    return _read_release(c, samples, manifest_dir, per_shard)
+
+
+def _read_release(c: _Collector, samples: list[Sample], folder: Path, per_shard: int) -> Inputs:
+    cfg = c.cfg
+    limit = None if cfg.limit is None else max(0, cfg.limit - len(samples))
+    manifest = build_manifest(
+        c.release_files,
+        folder,
+        c.source_of,
+        per_shard=per_shard,
+        settings={
+            "path_template": cfg.path_template,
+            "max_line_bytes": cfg.max_line_bytes,
+            "max_caption_chars": cfg.max_caption_chars,
+        },
+        limit=limit,
+        max_line_bytes=cfg.max_line_bytes,
+        max_caption_chars=cfg.max_caption_chars,
+    )
+    c.out.failures.extend(manifest.iter_failures())
+    # another input named like a metadata video (an "abc.mp4" beside YoutubeID abc): salt it
+    clash = manifest.ids_among([s.video.id for s in samples])
+    for s in samples:
+        if s.video.id in clash:
+            s.video.id = make_video_id(s.video.id, salt=s.video.source)
+    c.out.manifest = manifest
     return c.out

@@ -8,6 +8,7 @@ import logging
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from internvid.engine import Pipeline, Sample, StageStats
 from internvid.engine.local import LocalExecutor
 from internvid.engine.shard import ShardResult
 from internvid.hub import ModelsUnavailable, resolve_models
-from internvid.inputs import read_inputs
+from internvid.inputs import Inputs, read_inputs
 from internvid.io.atomic import (
     atomic_open,
     remove_temp_files,
@@ -28,6 +29,7 @@ from internvid.io.atomic import (
     write_jsonl_atomic,
 )
 from internvid.io.lock import clear_work_dir
+from internvid.io.manifest import Manifest
 from internvid.io.release import ReleaseWriter, row_from_clip
 from internvid.io.remote import LOCK_KEY, display, locked, store_of
 from internvid.io.shards import shard_name
@@ -41,7 +43,7 @@ from internvid.io.tables import (
     write_table_atomic,
 )
 from internvid.log import CountingProgress
-from internvid.records import parse_clip_id
+from internvid.records import Video, parse_clip_id
 from internvid.sink import SCRATCH, ShardSink
 from internvid.stages.caption import CaptionStage, FuseStage
 from internvid.stages.collect import CollectFilter
@@ -58,6 +60,8 @@ TINY_NOTE = (
 )
 
 log = logging.getLogger(__name__)
+
+MANIFEST_DIR = "manifest"  # _work/manifest: the metadata inputs' shard manifest (io/manifest.py)
 
 
 class RunError(RuntimeError):
@@ -142,20 +146,22 @@ class RunSummary:
         return asdict(self)
 
 
-def _manifest_hash(samples: list[Sample]) -> str:
+def _manifest_hash(samples: list[Sample], manifest: Manifest | None = None) -> str:
     h = hashlib.sha256()
     for s in samples:
         h.update(json.dumps([s.video.id, s.video.source, [c.clip_id for c in s.clips]]).encode())
+    if manifest is not None:  # the metadata's videos: the manifest file's digest stands for them
+        h.update(f"manifest:{manifest.digest}".encode())
     return h.hexdigest()[:16]
 
 
-def _check_identity(out_dir: Path, cfg: RunConfig, samples: list[Sample], overwrite: bool) -> None:
+def _check_identity(out_dir: Path, cfg: RunConfig, found: Inputs, overwrite: bool) -> None:
     """Refuse to mix two different runs in one folder; remember this run's identity."""
     run_file = out_dir / "_work" / "run.json"
     identity = {
         "config": cfg.fingerprint(),
-        "inputs": _manifest_hash(samples),
-        "videos": len(samples),
+        "inputs": _manifest_hash(found.samples, found.manifest),
+        "videos": found.videos,
     }
     if run_file.is_file():
         old = json.loads(run_file.read_text())
@@ -166,7 +172,7 @@ def _check_identity(out_dir: Path, cfg: RunConfig, samples: list[Sample], overwr
                     "to replace it, or choose another --out"
                 )
             log.warning("--overwrite: removing the previous run in %s", display(out_dir))
-            clear_work_dir(out_dir / "_work")  # all but the lock this run holds
+            clear_work_dir(out_dir / "_work", keep=(MANIFEST_DIR,))  # but the lock, the manifest
             for name in ("shards", "downloads"):
                 shutil.rmtree(out_dir / name, ignore_errors=True)
             store = store_of(out_dir)
@@ -178,14 +184,12 @@ def _check_identity(out_dir: Path, cfg: RunConfig, samples: list[Sample], overwr
     write_json_atomic(run_file, identity)
 
 
-def _shards(samples: list[Sample], per_shard: int) -> list[list[Sample]]:
-    return [samples[i : i + per_shard] for i in range(0, len(samples), per_shard)]
-
-
 def _fetch_for_run(rel: str) -> bool:
     """What a run on a remote folder needs of it here: bookkeeping, sidecars and tables, not
     the shard tars (already published) nor other machines' downloads and scratch."""
-    return not (rel.endswith(".tar") or rel.startswith(("downloads/", "_work/tmp/")))
+    # nor the manifest: a cache of this machine's inputs (rebuilt from them, never published)
+    skip = ("downloads/", "_work/tmp/", f"_work/{MANIFEST_DIR}/")
+    return not (rel.endswith(".tar") or rel.startswith(skip))
 
 
 @locked("run", fetch=_fetch_for_run)  # one writer per output folder (io/lock.py, io/remote.py)
@@ -222,34 +226,33 @@ def run(
         log.info("removed %d partial file(s) left by an interrupted run", stale)
 
     try:
-        found = read_inputs(inputs, cfg.input)
+        found = read_inputs(inputs, cfg.input, work_dir / MANIFEST_DIR, cfg.output.videos_per_shard)
     except ValueError as e:
         raise RunError(str(e)) from e
-    samples = found.samples
-    if not samples and not found.failures:
+    if not found.videos and not found.failures:
         raise RunError(f"no videos found in {inputs}")
-    _check_identity(out_dir, cfg, samples, overwrite)
+    _check_identity(out_dir, cfg, found, overwrite)
     with atomic_open(out_dir / "config.yaml") as f:
         f.write(cfg.to_yaml())
-    write_jsonl_atomic(
+    write_jsonl_atomic(  # the metadata's videos are in _work/manifest/manifest.parquet
         work_dir / "inputs.jsonl",
-        [{"id": s.id, "source": s.video.source, "clips": len(s.clips)} for s in samples],
+        [{"id": s.id, "source": s.video.source, "clips": len(s.clips)} for s in found.samples],
     )
 
     pipeline = build_pipeline(cfg, out_dir, models)
     store = store_of(out_dir)  # a remote run folder: shards are published as they finish
     sink = ShardSink(out_dir, keep_downloads=cfg.download.keep, store=store)
-    shards = _shards(samples, cfg.output.videos_per_shard)
+    shards = found.shards(cfg.output.videos_per_shard)
     log.info(
         "%d videos in %d shards, %s; stages: %s",
-        len(samples),
+        found.videos,
         len(shards),
         f"{cfg.workers} worker(s)" if cfg.executor == "local" else "Ray executor",
         " -> ".join(pipeline.names),
     )
     executor = make_executor(cfg)
     resumed = []
-    with CountingProgress("videos", len(samples), enabled=progress) as bar:
+    with CountingProgress("videos", found.videos, enabled=progress) as bar:
 
         def on_done(result: ShardResult, was_resumed: bool) -> None:
             if was_resumed:
@@ -267,7 +270,7 @@ def run(
         out_dir,
         results,
         found.failures,
-        samples,
+        found,
         len(resumed),
         time.perf_counter() - t0,
         notes,
@@ -292,7 +295,7 @@ def make_executor(cfg: RunConfig) -> Any:
 
 
 def video_status(
-    samples: list[Sample],
+    videos: Iterable[Video],
     results: list[ShardResult],
     input_failures: list,
     clips_per_video: Counter,
@@ -303,7 +306,7 @@ def video_status(
     A video is ok when it kept a clip; else failed when it or one of its clips failed (the
     most frequent reason); else dropped by the most frequent rule that removed its clips, or
     the rule that removed it (a clip's rule says more than the video's `no_clips`)."""
-    rows = {s.id: video_to_row(s.video) for s in samples}
+    rows = {v.id: video_to_row(v) for v in videos}
     for r in results:
         rows.update((v["id"], v) for v in r.probed)
     for r in results:
@@ -351,7 +354,7 @@ def finalize(
     out_dir: Path,
     results: list[ShardResult],
     input_failures: list,
-    samples: list[Sample],
+    found: Inputs,
     resumed: int,
     wall: float,
     notes: list[str] | None = None,
@@ -375,7 +378,7 @@ def finalize(
                 clip_seconds += clip.duration
                 clip_videos[clip.video_id] += 1
                 w.write(row_from_clip(clip))
-    video_rows = video_status(samples, results, input_failures, clip_videos)
+    video_rows = video_status(found.iter_videos(), results, input_failures, clip_videos)
     write_table_atomic(
         pa.Table.from_pylist(video_rows, schema=VIDEO_SCHEMA), out_dir / "videos.parquet"
     )
@@ -393,7 +396,7 @@ def finalize(
             stages.setdefault(name, StageStats(name, st.unit)).merge(st)
     summary = RunSummary(
         out_dir=display(out_dir),
-        videos=len(samples),
+        videos=found.videos,
         videos_ok=len(clip_videos),
         videos_dropped=status["dropped"],
         videos_failed=status["failed"],

@@ -102,34 +102,56 @@ class LocalExecutor:
         return [results[i] for i in range(len(shards))]
 
     def _run_pool(self, pipeline, sink, shards, todo, work_dir, finish) -> None:
-        crashed = self._pool_pass(pipeline, sink, shards, todo, work_dir, finish, self.workers)
-        if crashed:
-            # a dead worker breaks the whole pool: retry each affected shard alone to find the culprit
-            log.warning("a worker process died; retrying %d shard(s) one at a time", len(crashed))
-        for i in crashed:
-            if self._pool_pass(pipeline, sink, shards, [i], work_dir, finish, 1):
-                finish(self._give_up(pipeline, sink, i, shards[i], work_dir))
+        while todo:
+            crashed, todo = self._pool_pass(
+                pipeline, sink, shards, todo, work_dir, finish, self.workers
+            )
+            if crashed:  # a dead worker breaks the pool: retry each shard it held alone
+                log.warning(
+                    "a worker process died; retrying %d shard(s) one at a time", len(crashed)
+                )
+            for i in crashed:
+                if self._pool_pass(pipeline, sink, shards, [i], work_dir, finish, 1)[0]:
+                    finish(self._give_up(pipeline, sink, i, shards[i], work_dir))
 
-    def _pool_pass(self, pipeline, sink, shards, indices, work_dir, finish, workers) -> list[int]:
-        """Run `indices` in a fresh process pool; return the shards lost to a dead worker."""
-        crashed = []
+    def _pool_pass(
+        self, pipeline, sink, shards, indices, work_dir, finish, workers
+    ) -> tuple[list[int], list[int]]:
+        """Run `indices` in a fresh process pool, at most 2 shards a worker in flight (shards
+        are read as they are submitted: a manifest's are never all in memory). Returns the
+        shards lost to a dead worker and, when one died, those not started yet."""
+        crashed: list[int] = []
         workers = min(workers, len(indices))
         threads = thread_share(workers, self.threads_per_worker)
         log.debug("%d worker process(es), %d thread(s) each", workers, threads)
         state = pickle.dumps((pipeline, sink), protocol=pickle.HIGHEST_PROTOCOL)
+        queue = iter(indices)
         with cf.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=mp.get_context("spawn"),
             initializer=_init_worker,
             initargs=(state, threads, logging.getLogger().getEffectiveLevel()),
         ) as pool:
-            futures = {pool.submit(_run_in_worker, i, shards[i], work_dir): i for i in indices}
-            for fut in cf.as_completed(futures):
-                try:
-                    finish(fut.result())
-                except cf.process.BrokenProcessPool:
-                    crashed.append(futures[fut])
-        return sorted(crashed)
+            futures: dict[cf.Future, int] = {}
+
+            def submit() -> None:
+                i = next(queue, None)
+                if i is not None:
+                    futures[pool.submit(_run_in_worker, i, shards[i], work_dir)] = i
+
+            for _ in range(2 * workers):
+                submit()
+            while futures:
+                done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    i = futures.pop(fut)
+                    try:
+                        finish(fut.result())
+                    except cf.process.BrokenProcessPool:
+                        crashed.append(i)
+                    if not crashed:
+                        submit()
+        return sorted(crashed), list(queue)
 
     @staticmethod
     def _give_up(pipeline, sink, index, samples, work_dir) -> ShardResult:

@@ -145,14 +145,14 @@ def _remove_if_only_lock(path: Path, created: list[Path]) -> None:
             folder.rmdir()
 
 
-def clear_work_dir(work_dir: str | Path) -> None:
+def clear_work_dir(work_dir: str | Path, keep: tuple[str, ...] = ()) -> None:
     """Remove everything in `work_dir` but the lock file (which the caller holds: deleting it
-    would let a second process create and lock a new one beside the held one)."""
+    would let a second process create and lock a new one beside the held one) and `keep`."""
     work_dir = Path(work_dir)
     if not work_dir.is_dir():
         return
     for p in work_dir.iterdir():
-        if p.name == LOCK_NAME:
+        if p.name == LOCK_NAME or p.name in keep:
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
