@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -11,6 +12,20 @@ import pytest
 
 from internvid.media.synth import DEMO_VIDEOS, write_bad_inputs, write_demo_videos
 from shared_data import REAL_VIDEOS, RELEASE_DATA, SHARED_DATA  # noqa: F401 (re-exported)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Caches (the training index files) go to a session folder, never the user's ~/.cache."""
+    from internvid.train.index import CACHE_ENV
+
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = old
 
 
 @pytest.fixture(scope="session")

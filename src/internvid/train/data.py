@@ -250,40 +250,32 @@ class ShardClips(torch.utils.data.Dataset):
         min_words: int = 2,
         subset: float = 1.0,
         subset_seed: int = 42,
+        cache_dir: str | Path | None = None,
     ) -> None:
         """As the official training set (`dataset/sqlite_dataset.py`): captions go through
         `models.text.pre_text` (`pre_text`), clips whose caption then has fewer than `min_words`
         words are left out (0: none), and `subset` < 1 keeps int(subset x n) of the remaining n
         clips, drawn as `random.seed(subset_seed); random.sample(clips, k)` (its finishing
-        stage's fixed 50%). `skipped` counts every clip left out, by reason."""
-        import random
-        from dataclasses import replace
-
-        from internvid.models.text import pre_text as normalise
+        stage's fixed 50%). `skipped` counts every clip left out, by reason. The index lives
+        in one file per shard under `cache_dir` (default `train.index.cache_root()`), read
+        lazily: a count per shard and a few shards' clips are all it holds."""
+        from internvid.train.index import ClipIndex, Subset, sample_indices
 
         if not 0.0 < subset <= 1.0:
             raise ValueError(f"subset is a fraction in (0, 1], got {subset}")
         self.shards = expand_shards(shards)
         self.frames, self.size, self.train = frames, size, train
-        found_all: list[TrainClip] = []
-        skipped: dict[str, int] = {}
-        for i, path in enumerate(self.shards):
-            found, left = index_shard(path, i)
-            found_all.extend(found)
-            for k, v in left.items():
-                skipped[k] = skipped.get(k, 0) + v
-        if pre_text:
-            found_all = [replace(s, caption=normalise(s.caption)) for s in found_all]
-        self.clips: list[TrainClip] = [s for s in found_all if len(s.caption.split()) >= min_words]
-        skipped["short_caption"] = len(found_all) - len(self.clips)
+        index = ClipIndex(self.shards, pre_text, min_words, cache_dir)
+        skipped = dict(index.skipped)
+        self.clips: Sequence[TrainClip] = index
         if subset < 1.0:
-            drawn = random.Random(subset_seed).sample(self.clips, int(subset * len(self.clips)))
-            skipped["not_in_subset"] = len(self.clips) - len(drawn)
-            self.clips = drawn
+            k = int(subset * len(index))
+            self.clips = Subset(index, sample_indices(len(index), k, subset_seed))
+            skipped["not_in_subset"] = len(index) - k
         self.skipped = skipped  # reason -> clips left out of the index
         self.failures: dict[str, Failure] = {}  # clip id -> why it could not be decoded
         left_out = ", ".join(f"{k} {v}" for k, v in skipped.items() if v) or "none"
-        if not self.clips:
+        if not len(self.clips):
             raise ValueError(
                 f"no trainable clips in {len(self.shards)} shards (left out: {left_out})"
             )
