@@ -21,7 +21,11 @@ TMP_MARK = ".tmp-"
 
 
 def final_files(out: Path) -> list[Path]:
-    return [p for p in out.rglob("*") if p.is_file() and TMP_MARK not in p.name]
+    """Files under final names now; os.walk skips a scratch folder removed while it lists."""
+    found = []
+    for root, _, names in os.walk(out):
+        found += [Path(root) / n for n in names if TMP_MARK not in n]
+    return [p for p in found if p.is_file()]
 
 
 def check_complete(path: Path) -> None:

@@ -42,9 +42,9 @@ def shards(tmp_path: Path) -> list[Path]:
     [(0, 0), (10, 0), (10, 3), (10, 10), (1000, 500), (1000, 5), (100_000, 7), (5000, 6)],
 )
 @pytest.mark.parametrize("seed", [0, 42])
-def test_sample_indices_equal_random_sample(n: int, k: int, seed: int) -> None:
+def test_draw_subset_equals_random_sample(n: int, k: int, seed: int) -> None:
     """Both branches of CPython's Random.sample (the pool and the set): same draws, same order."""
-    got = idx.sample_indices(n, k, seed)
+    got = idx.draw_subset(n, k, seed)
     assert got.tolist() == random.Random(seed).sample(range(n), k)
 
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import glob
 import io
 import itertools
-import json
 import logging
 import math
-import tarfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -24,33 +21,21 @@ from internvid.models.preprocess import (
     frames_to_tensor,
     sample_indices,
 )
+from internvid.train.index import (  # noqa: F401 (the index's records, re-exported)
+    FRAME_EXTS,
+    ClipIndex,
+    Member,
+    Subset,
+    TrainClip,
+    draw_subset,
+    index_shard,
+)
 
 log = logging.getLogger(__name__)
 
 CROP_SCALE = (0.5, 1.0)  # RandomResizedCrop area range (the UMT / ViCLIP training transform)
 CROP_RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop aspect-ratio range
 MAX_RETRIES = 8  # a clip that fails to decode is replaced by the next one, at most this often
-
-
-@dataclass(frozen=True)
-class Member:
-    """Where one file of a clip lies inside its tar: byte offset of the data, and its size."""
-
-    offset: int
-    size: int
-
-
-@dataclass(frozen=True)
-class TrainClip:
-    """One clip of the index: its shard, key, video member, caption and clip window."""
-
-    shard: int  # index into ShardClips.shards
-    key: str  # the clip id (member names are KEY.mp4 / KEY.txt / KEY.json)
-    video: Member | None  # the KEY.mp4 member; None when the clip is stored as frames
-    caption: str  # KEY.txt (the best caption the pipeline had)
-    start: float  # seconds into the file where the clip starts (copy cuts start earlier)
-    duration: float  # clip length in seconds; 0: unknown (the whole file)
-    frames: tuple[Member, ...] = ()  # pre-extracted frames KEY.00.jpg, KEY.01.jpg ... in order
 
 
 def expand_shards(spec: str | Sequence[str]) -> list[Path]:
@@ -72,64 +57,6 @@ def expand_shards(spec: str | Sequence[str]) -> list[Path]:
     if missing:
         raise FileNotFoundError(f"shards not found: {', '.join(missing[:5])}")
     return out
-
-
-FRAME_EXTS = ("jpg", "jpeg", "png", "webp")  # image members of frame shards
-
-
-def _split_name(name: str) -> tuple[str, str]:
-    """'KEY.mp4' -> ('KEY', 'mp4'): the extension is the last suffix (clip ids may hold dots)."""
-    key, _, ext = name.rpartition(".")
-    return key, ext.lower()
-
-
-def index_shard(path: Path, shard: int) -> tuple[list[TrainClip], dict[str, int]]:
-    """Read one tar's headers (and the small .txt/.json members) -> its trainable clips.
-
-    Returns the clips and counts of what was left out: clips with no video file, with an
-    empty caption, or with an unreadable KEY.json.
-    """
-    files: dict[str, dict[str, Member]] = {}
-    small: dict[tuple[str, str], bytes] = {}
-    with tarfile.open(path, mode="r:") as tar:
-        for info in tar:
-            if not info.isfile():
-                continue
-            key, ext = _split_name(info.name)
-            if ext in FRAME_EXTS:  # KEY.NN.jpg: frame NN of clip KEY
-                key, _, number = key.rpartition(".")
-                if not number.isdigit():
-                    continue
-                ext = f"frame{int(number):06d}"
-            files.setdefault(key, {})[ext] = Member(info.offset_data, info.size)
-            if ext in ("txt", "json"):
-                fh = tar.extractfile(info)
-                small[(key, ext)] = fh.read() if fh is not None else b""
-    clips, skipped = [], {"no_video": 0, "no_caption": 0, "bad_json": 0}
-    for key in sorted(files):
-        members = files[key]
-        frames = tuple(members[k] for k in sorted(members) if k.startswith("frame"))
-        if "mp4" not in members and not frames:
-            skipped["no_video"] += 1
-            continue
-        caption = small.get((key, "txt"), b"").decode("utf-8", "replace").strip()
-        if not caption:
-            skipped["no_caption"] += 1
-            continue
-        start, duration = 0.0, 0.0
-        if (key, "json") in small:
-            try:
-                row = json.loads(small[(key, "json")])
-                meta = row.get("meta") or {}
-                meta = json.loads(meta) if isinstance(meta, str) else meta
-                start = float(meta.get("start_shift") or 0.0)
-                duration = float(row.get("duration") or 0.0)
-            except (ValueError, TypeError, AttributeError):
-                skipped["bad_json"] += 1
-                start, duration = 0.0, 0.0
-        video = members.get("mp4") if not frames else None
-        clips.append(TrainClip(shard, key, video, caption, start, duration, frames))
-    return clips, skipped
 
 
 def segment_times(
@@ -259,8 +186,6 @@ class ShardClips(torch.utils.data.Dataset):
         stage's fixed 50%). `skipped` counts every clip left out, by reason. The index lives
         in one file per shard under `cache_dir` (default `train.index.cache_root()`), read
         lazily: a count per shard and a few shards' clips are all it holds."""
-        from internvid.train.index import ClipIndex, Subset, sample_indices
-
         if not 0.0 < subset <= 1.0:
             raise ValueError(f"subset is a fraction in (0, 1], got {subset}")
         self.shards = expand_shards(shards)
@@ -270,7 +195,7 @@ class ShardClips(torch.utils.data.Dataset):
         self.clips: Sequence[TrainClip] = index
         if subset < 1.0:
             k = int(subset * len(index))
-            self.clips = Subset(index, sample_indices(len(index), k, subset_seed))
+            self.clips = Subset(index, draw_subset(len(index), k, subset_seed))
             skipped["not_in_subset"] = len(index) - k
         self.skipped = skipped  # reason -> clips left out of the index
         self.failures: dict[str, Failure] = {}  # clip id -> why it could not be decoded

@@ -8,9 +8,11 @@ import hashlib
 import json
 import logging
 import os
+import tarfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,85 @@ log = logging.getLogger(__name__)
 INDEX_VERSION = 1  # of the index files' layout: another version is rebuilt, never read
 CACHED_SHARDS = 64  # shards whose index tables stay in memory (least recently used goes first)
 CACHE_ENV = "INTERNVID_CACHE_DIR"  # where index files are kept (default ~/.cache/internvid)
+
+
+@dataclass(frozen=True)
+class Member:
+    """Where one file of a clip lies inside its tar: byte offset of the data, and its size."""
+
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class TrainClip:
+    """One clip of the index: its shard, key, video member, caption and clip window."""
+
+    shard: int  # index into ShardClips.shards
+    key: str  # the clip id (member names are KEY.mp4 / KEY.txt / KEY.json)
+    video: Member | None  # the KEY.mp4 member; None when the clip is stored as frames
+    caption: str  # KEY.txt (the best caption the pipeline had)
+    start: float  # seconds into the file where the clip starts (copy cuts start earlier)
+    duration: float  # clip length in seconds; 0: unknown (the whole file)
+    frames: tuple[Member, ...] = ()  # pre-extracted frames KEY.00.jpg, KEY.01.jpg ... in order
+
+
+FRAME_EXTS = ("jpg", "jpeg", "png", "webp")  # image members of frame shards
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """'KEY.mp4' -> ('KEY', 'mp4'): the extension is the last suffix (clip ids may hold dots)."""
+    key, _, ext = name.rpartition(".")
+    return key, ext.lower()
+
+
+def index_shard(path: Path, shard: int) -> tuple[list[TrainClip], dict[str, int]]:
+    """Read one tar's headers (and the small .txt/.json members) -> its trainable clips.
+
+    Returns the clips and counts of what was left out: clips with no video file, with an
+    empty caption, or with an unreadable KEY.json.
+    """
+    files: dict[str, dict[str, Member]] = {}
+    small: dict[tuple[str, str], bytes] = {}
+    with tarfile.open(path, mode="r:") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            key, ext = _split_name(info.name)
+            if ext in FRAME_EXTS:  # KEY.NN.jpg: frame NN of clip KEY
+                key, _, number = key.rpartition(".")
+                if not number.isdigit():
+                    continue
+                ext = f"frame{int(number):06d}"
+            files.setdefault(key, {})[ext] = Member(info.offset_data, info.size)
+            if ext in ("txt", "json"):
+                fh = tar.extractfile(info)
+                small[(key, ext)] = fh.read() if fh is not None else b""
+    clips, skipped = [], {"no_video": 0, "no_caption": 0, "bad_json": 0}
+    for key in sorted(files):
+        members = files[key]
+        frames = tuple(members[k] for k in sorted(members) if k.startswith("frame"))
+        if "mp4" not in members and not frames:
+            skipped["no_video"] += 1
+            continue
+        caption = small.get((key, "txt"), b"").decode("utf-8", "replace").strip()
+        if not caption:
+            skipped["no_caption"] += 1
+            continue
+        start, duration = 0.0, 0.0
+        if (key, "json") in small:
+            try:
+                row = json.loads(small[(key, "json")])
+                meta = row.get("meta") or {}
+                meta = json.loads(meta) if isinstance(meta, str) else meta
+                start = float(meta.get("start_shift") or 0.0)
+                duration = float(row.get("duration") or 0.0)
+            except (ValueError, TypeError, AttributeError):
+                skipped["bad_json"] += 1
+                start, duration = 0.0, 0.0
+        video = members.get("mp4") if not frames else None
+        clips.append(TrainClip(shard, key, video, caption, start, duration, frames))
+    return clips, skipped
 
 
 def cache_root() -> Path:
@@ -66,7 +147,6 @@ def build_index_file(
     import pyarrow.parquet as pq
 
     from internvid.models.text import pre_text as normalise
-    from internvid.train.data import index_shard
 
     found, skipped = index_shard(tar, 0)
     cols: dict[str, list[Any]] = {f.name: [] for f in _schema()}
@@ -179,8 +259,6 @@ class ClipIndex(Sequence):
 
 
 def _clips(shard: int, rows: list[dict[str, Any]]) -> list[Any]:
-    from internvid.train.data import Member, TrainClip
-
     out = []
     for r in rows:
         off = r["video_offset"]
@@ -207,7 +285,7 @@ class Subset(Sequence):
         return self.base[int(self.order[index])]
 
 
-def sample_indices(n: int, k: int, seed: int) -> np.ndarray:
+def draw_subset(n: int, k: int, seed: int) -> np.ndarray:
     """`random.Random(seed).sample(range(n), k)` as an array (the same draws, the same order)
     without a Python list of n: the pool of CPython's algorithm is a NumPy array."""
     import math
