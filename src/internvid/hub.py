@@ -20,6 +20,7 @@ TINY_MODELS = {
     "blip2": "internvid.tiny.captioners",
     "t5": "internvid.tiny.captioners",
     "chat": "internvid.tiny.captioners",
+    "qwen_vl": "internvid.tiny.captioners",
     "viclip": "internvid.tiny.viclip",
     "clip": "internvid.tiny.scorers",
     "aesthetic-linear": "internvid.tiny.scorers",

@@ -1,9 +1,9 @@
 """Random-weight stand-ins of every model, built offline in a second (`tiny:NAME` in the hub).
 
-`captioners.py`: BLIP, BLIP-2 (OPT), T5 and a chat LM; `scorers.py`: a CLIP and both aesthetic
-heads; `viclip.py`: a ViCLIPConfig.tiny() checkpoint. Each is saved and loaded back exactly as
-the real model is (`from_pretrained`, `torch.load`), so the loading code under test is the
-users'. Their outputs are noise: smoke runs and tests only.
+`captioners.py`: BLIP, BLIP-2 (OPT), T5, a chat LM and a Qwen2.5-VL chat VLM; `scorers.py`: a
+CLIP and both aesthetic heads; `viclip.py`: a ViCLIPConfig.tiny() checkpoint. Each is saved and
+loaded back exactly as the real model is (`from_pretrained`, `torch.load`), so the loading code
+under test is the users'. Their outputs are noise: smoke runs and tests only.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from internvid.tiny import FFN, HEADS, HIDDEN, IMAGE_SIZE, LAYERS, MARKER, PATCH
 logger = logging.getLogger(__name__)
 
 # The tiny models this module can build, by short name.
-TINY_MODELS = ("blip", "blip2", "t5", "chat")
+TINY_MODELS = ("blip", "blip2", "t5", "chat", "qwen_vl")
 
 
 # Learned query tokens of the tiny BLIP-2 Q-Former (also the number of <image> tokens per prompt).
@@ -49,6 +49,45 @@ _CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+# Qwen2-VL's vision markers: image/video start and end, and the placeholder the processor repeats
+# once per merged patch of an image (or a video).
+_VISION_SPECIALS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+# Qwen2-VL / Qwen2.5-VL's own chat template: ChatML, a default system message, and each image
+# part of a message as <|vision_start|><|image_pad|><|vision_end|> (each video part likewise).
+_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+# Side of a tiny Qwen-VL vision patch, and how many patches a side its merger fuses into one token.
+_VL_PATCH = PATCH
+_VL_MERGE = 2
+# One image token covers (patch * merge)^2 pixels: the image processor resizes every image to
+# between 1 and 3 x 3 such tokens (a 384-px frame: 9 tokens, 36 patches).
+_VL_TOKEN_PIXELS = (_VL_PATCH * _VL_MERGE) ** 2
+_VL_MIN_PIXELS = _VL_TOKEN_PIXELS
+_VL_MAX_PIXELS = 9 * _VL_TOKEN_PIXELS
+# Window of the vision tower's windowed attention, in pixels (2 x 2 tokens); its last layer
+# attends over the whole image, as Qwen2.5-VL's full-attention blocks do.
+_VL_WINDOW = 2 * _VL_PATCH * _VL_MERGE
+# Longest sequence of the tiny Qwen-VL: eight frames of 9 tokens and a prompt fit many times over.
+_VL_MAX_POSITIONS = 1024
 
 # Common English words (captions, summaries, chat) every tiny vocabulary holds whole.
 _WORD_TEXT = """
@@ -243,11 +282,16 @@ def _t5_tokenizer() -> Any:
     return T5Tokenizer(vocab=pieces, extra_ids=_T5_EXTRA_IDS, model_max_length=_MAX_POSITIONS)
 
 
-def _chat_tokenizer() -> Any:
-    """A Qwen2-style byte-level BPE tokenizer with ChatML markers and a chat template."""
+def _chat_tokenizer(
+    extra: tuple[str, ...] = (),
+    chat_template: str = _CHAT_TEMPLATE,
+    max_length: int = _MAX_POSITIONS,
+) -> Any:
+    """A Qwen2-style byte-level BPE tokenizer with ChatML markers (then the `extra` special
+    tokens) and a chat template."""
     from transformers import Qwen2Tokenizer
 
-    vocab, merges = _train_bpe(_CHAT_SPECIALS)
+    vocab, merges = _train_bpe(_CHAT_SPECIALS + extra)
     endoftext, im_start, im_end = _CHAT_SPECIALS
     return Qwen2Tokenizer(
         vocab=vocab,
@@ -255,10 +299,10 @@ def _chat_tokenizer() -> Any:
         unk_token=None,
         eos_token=im_end,
         pad_token=endoftext,
-        extra_special_tokens=[im_start],
+        extra_special_tokens=[im_start, *extra],
         padding_side="left",
-        model_max_length=_MAX_POSITIONS,
-        chat_template=_CHAT_TEMPLATE,
+        model_max_length=max_length,
+        chat_template=chat_template,
     )
 
 
@@ -436,12 +480,90 @@ def _build_chat(folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
+def _build_qwen_vl(folder: Path) -> None:
+    """A Qwen2.5-VL chat VLM, saved as the hub's Qwen2.5-VL checkpoints are: weights, tokenizer,
+    image processor (preprocessor_config.json, which the video processor also reads), the chat
+    template and processor_config.json naming Qwen2_5_VLProcessor (built here from its files:
+    constructing the processor needs torchvision, for its video processor)."""
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2VLImageProcessorPil,  # the PIL backend: no torchvision needed
+    )
+
+    tokenizer = _chat_tokenizer(_VISION_SPECIALS, _VL_CHAT_TEMPLATE, _VL_MAX_POSITIONS)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _CHAT_SPECIALS + _VISION_SPECIALS}
+    endoftext_id = ids[_CHAT_SPECIALS[0]]
+    vision_start, vision_end, image_pad, video_pad = _VISION_SPECIALS
+    head_dim = HIDDEN // HEADS
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": HIDDEN,
+            "intermediate_size": FFN,
+            "num_hidden_layers": LAYERS,
+            "num_attention_heads": HEADS,
+            "num_key_value_heads": HEADS,
+            "max_position_embeddings": _VL_MAX_POSITIONS,
+            "initializer_range": _INIT_STD,
+            # M-RoPE: the rotary half of a head split over (time, height, width), as 16/24/24 of
+            # Qwen2.5-VL's 64
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1_000_000.0,
+                "mrope_section": [head_dim // 8, 3 * head_dim // 16, 3 * head_dim // 16],
+            },
+            "bos_token_id": endoftext_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "depth": LAYERS,
+            "hidden_size": HIDDEN,
+            "intermediate_size": FFN,
+            "num_heads": HEADS,
+            "patch_size": _VL_PATCH,
+            "spatial_merge_size": _VL_MERGE,
+            "temporal_patch_size": 2,
+            "window_size": _VL_WINDOW,
+            "fullatt_block_indexes": [LAYERS - 1],
+            "out_hidden_size": HIDDEN,
+            "initializer_range": _INIT_STD,
+        },
+        image_token_id=ids[image_pad],
+        video_token_id=ids[video_pad],
+        vision_start_token_id=ids[vision_start],
+        vision_end_token_id=ids[vision_end],
+        tie_word_embeddings=True,
+    )
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model.generation_config = _greedy(
+        bos_token_id=endoftext_id,
+        eos_token_id=[tokenizer.eos_token_id, endoftext_id],
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=_VL_PATCH,
+        merge_size=_VL_MERGE,
+        temporal_patch_size=2,
+        min_pixels=_VL_MIN_PIXELS,
+        max_pixels=_VL_MAX_PIXELS,
+    )
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)  # with the chat template (chat_template.jinja)
+    image_processor.save_pretrained(folder)
+    processor = {"processor_class": "Qwen2_5_VLProcessor"}
+    text = json.dumps(processor, indent=2) + "\n"
+    (folder / "processor_config.json").write_text(text, encoding="utf-8")
+
+
 # How to build each tiny model into a (new) folder.
 _BUILDERS: dict[str, Callable[[Path], None]] = {
     "blip": _build_blip,
     "blip2": _build_blip2,
     "t5": _build_t5,
     "chat": _build_chat,
+    "qwen_vl": _build_qwen_vl,
 }
 
 
