@@ -86,6 +86,7 @@ _COMMAND_MODULES = (
     "internvid.cli.download",
     "internvid.cli.eval",
     "internvid.cli.eval_gen",
+    "internvid.cli.caption_eval",
     "internvid.cli.search",
     "internvid.cli.train",
 )
