@@ -6,17 +6,17 @@ STAMP := $(VENV)/.installed
 DEMO := demo
 MODELS ?= lite
 
-.PHONY: setup demo test test-slow lint format bench clean
+.PHONY: setup demo test test-slow lint format bench clean vllm
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (set PY=...)"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: nothing later may pull another build of it
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,query]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,query]'
 	# the OCR of the text_overlay score, without the GUI opencv it asks for (see pyproject.toml)
 	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	$(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
@@ -46,6 +46,10 @@ bench: setup
 	$(BIN)/python benchmarks/bench_metadata_stream.py
 	$(BIN)/python benchmarks/bench_cut.py
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+# the optional vLLM backend (a CUDA machine): refuses, rather than replaces, the pinned torch
+vllm: setup
+	$(BIN)/pip install -c constraints.txt -e '.[vllm]'
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache

@@ -19,7 +19,9 @@ from internvid.hub import MODEL_CHOICES
 
 DETECTORS = ("content", "adaptive", "transnetv2", "stride", "none")  # split.detector choices
 SCALE_FLAGS = ("area", "bilinear", "bicubic", "lanczos", "fast_bilinear", "neighbor", "spline")
-CAPTION_PRESETS = ("none", "tiny", "lite", "paper")  # caption.models choices
+# caption.models choices (internvid.caption.presets)
+CAPTION_PRESETS = ("none", "tiny", "lite", "paper", "vlm", "internvid-vl", "tiny-vl")
+CAPTION_BACKENDS = ("hf", "vllm", "openai")  # caption.backend choices (caption.backend)
 FUSION_MODES = ("seq2seq", "chat", "none")  # caption.fusion choices ("" keeps the preset's)
 DTYPES = ("auto", "fp32", "fp16", "bf16")  # caption.dtype and score.dtype choices
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts")
@@ -176,6 +178,30 @@ class CaptionConfig:
     num_beams: int = 1
     # Hugging Face cache folder for the models ("" = HF_HOME's); tiny models are built there too
     cache_dir: str = ""
+    # frames of the clip the coarse captioner reads: 1 = the middle frame (the paper); N > 1 =
+    # the middle frames of N equal segments, one request (a video-VLM preset); 0 = the preset's
+    coarse_frames: int = 0
+    # what runs the models: hf (transformers generate() in the workers), vllm (vLLM's offline
+    # engine on the GPU: `pip install 'internvid[vllm]'`), openai (an OpenAI-compatible server)
+    backend: str = "hf"
+    # openai backend: the server's base URL, e.g. http://127.0.0.1:8000/v1 (vllm serve, internvid
+    # serve); the model names sent are the configured ones (coarse_model, fine_model, ...)
+    api_base: str = ""
+    # openai backend: the fusion model's server ("" = api_base)
+    fusion_api_base: str = ""
+    # openai backend: environment variable holding the API key, sent as a bearer token and never
+    # logged ("" or unset: no key)
+    api_key_env: str = "OPENAI_API_KEY"
+    # openai backend: requests in flight at once, per worker and model
+    concurrency: int = 8
+    # openai backend: seconds one attempt may take before it counts as a timeout
+    timeout_s: float = 120.0
+    # openai backend: further attempts after a dropped connection, a timeout, 429 or 5xx
+    retries: int = 3
+    # vllm backend: share of the GPU's memory each model's engine may take
+    gpu_memory_utilization: float = 0.4
+    # vllm backend: longest prompt + answer in tokens (frames count as their image tokens)
+    max_model_len: int = 8192
 
 
 @dataclass
@@ -263,6 +289,11 @@ class RunConfig:
             "caption.batch_size",
             "caption.fusion_batch_size",
             "caption.cache_dir",
+            "caption.api_key_env",
+            "caption.concurrency",
+            "caption.timeout_s",
+            "caption.retries",
+            "caption.gpu_memory_utilization",
             "score.device",
             "score.batch_size",
         }
@@ -341,6 +372,20 @@ class RunConfig:
             ),
             (self.caption.num_beams >= 1, "caption.num_beams must be >= 1"),
             (
+                self.caption.backend in CAPTION_BACKENDS,
+                f"caption.backend must be one of {CAPTION_BACKENDS}",
+            ),
+            (
+                self.caption.backend != "openai" or bool(self.caption.api_base),
+                "caption.backend openai needs caption.api_base (the server's URL)",
+            ),
+            (self.caption.coarse_frames >= 0, "caption.coarse_frames must be >= 0"),
+            (
+                self.caption.concurrency >= 1 and self.caption.retries >= 0,
+                "caption.concurrency must be >= 1 and caption.retries >= 0",
+            ),
+            (self.caption.timeout_s > 0, "caption.timeout_s must be > 0"),
+            (
                 set(self.score.scores) <= set(score_names()),
                 f"score.scores must be among {score_names()}, not {self.score.scores}",
             ),
@@ -388,6 +433,38 @@ class ReportConfig:
         """Raise ValueError on settings that cannot work."""
         if self.samples < 0:
             raise ValueError("samples must be >= 0")
+
+
+@dataclass
+class ServeConfig:
+    """`internvid serve`: Hugging Face models behind an OpenAI-compatible chat endpoint."""
+
+    # models to serve, each under its name as given: hub ids, local folders or tiny:NAME
+    models: list[str] = field(default_factory=list)
+    # address to bind; 127.0.0.1 keeps the server to this machine
+    host: str = "127.0.0.1"
+    # port to bind (0: a free one, logged)
+    port: int = 8000
+    # requests of one model per generate() call (waiting requests are batched together)
+    max_batch: int = 16
+    # token cap of a request that sets no max_tokens
+    max_new_tokens: int = 64
+    # auto (cuda when available, else cpu), cpu, cuda, cuda:N
+    device: str = "auto"
+    # auto, fp32, fp16, bf16 (as caption.dtype)
+    dtype: str = "auto"
+    # Hugging Face cache folder for the models ("" = HF_HOME's); tiny models are built there too
+    cache_dir: str = ""
+
+    def validate(self) -> None:
+        if not self.models:
+            raise ValueError("serve needs at least one model")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("serve.port must be within 0-65535")
+        if self.max_batch < 1 or self.max_new_tokens < 1:
+            raise ValueError("serve.max_batch and serve.max_new_tokens must be >= 1")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"serve.dtype must be one of {DTYPES}")
 
 
 @dataclass

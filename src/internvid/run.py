@@ -45,7 +45,7 @@ from internvid.io.tables import (
 from internvid.log import CountingProgress
 from internvid.records import Video, parse_clip_id
 from internvid.sink import SCRATCH, ShardSink
-from internvid.stages.caption import CaptionStage, FuseStage
+from internvid.stages.caption import CaptionPrepStage, CaptionStage, FuseStage
 from internvid.stages.collect import CollectFilter
 from internvid.stages.cut import CutStage
 from internvid.stages.download import DownloadStage
@@ -86,7 +86,9 @@ def resolve_run_models(cfg: RunConfig) -> RunModels:
     """Find the models of the captioning and scoring stages; raise RunError naming missing ones."""
     caption = caption_models(cfg.caption)
     score = score_models(cfg.score, cfg.caption.models)
-    names = (caption.names() if caption else []) + (score.folders() if score else [])
+    # the openai backend's models live on its server: nothing to find here
+    local_captions = caption is not None and cfg.caption.backend != "openai"
+    names = (caption.names() if local_captions else []) + (score.folders() if score else [])
     files = score.files() if score else []
     try:
         found = resolve_models(
@@ -111,6 +113,7 @@ def build_pipeline(cfg: RunConfig, out_dir: Path, models: RunModels | None = Non
         MotionFilter(cfg.motion),
     ]
     if models.caption is not None:
+        stages.append(CaptionPrepStage(cfg.caption, models.caption, models.paths))
         stages.append(CaptionStage(cfg.caption, models.caption, models.paths))
         if models.caption.fusion != "none":
             stages.append(FuseStage(cfg.caption, models.caption, models.paths))

@@ -100,7 +100,7 @@ def test_fusion_model_reads_frame_captions_in_order_and_the_middle_caption(
     stage = FuseStage(cfg, caption_models(cfg), {model: r.path})
     stage.setup()
     seen: list[str] = []
-    tok = stage._fuser.tokenizer
+    tok = stage._fuser.engine.tokenizer  # the hf backend's Fuser
     original = type(tok).__call__
 
     def spy(self, text, *a, **kw):

@@ -56,7 +56,7 @@ class ImageCaptioner:
 
     def load(self) -> ImageCaptioner:
         import torch
-        from transformers import AutoConfig, AutoProcessor
+        from transformers import AutoConfig
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # no per-file "Loading weights" bars in our logs
@@ -69,6 +69,12 @@ class ImageCaptioner:
             return model.to(self.device).eval()
 
         self.model = load_once("captioner", self.path, self.device, dtype, load_model)
+        return self.load_processor()
+
+    def load_processor(self) -> ImageCaptioner:
+        """The processor alone (what `prepare` needs, in a CPU worker)."""
+        from transformers import AutoProcessor
+
         self.processor = load_once(
             "processor",
             self.path,
@@ -80,22 +86,35 @@ class ImageCaptioner:
 
     def caption(self, images: Sequence[np.ndarray]) -> list[str]:
         """One raw caption per image, in order (clean them with caption.clean)."""
+        return self.run(self.prepare(images))
+
+    def prepare(self, images: Sequence[np.ndarray]) -> list[Any]:
+        """The CPU part: each image through the processor, alone (its pixel_values, 3 x H x W;
+        BLIP's processors resize every image to one size, so rows stack into any batch)."""
+        if self.processor is None:
+            self.load()
+        return [
+            self.processor(images=[im], return_tensors="pt")["pixel_values"][0] for im in images
+        ]
+
+    def run(self, pixels: Sequence[Any]) -> list[str]:
+        """The accelerator part: captions of prepared images, `batch_size` per generate() call."""
         if self.model is None:
             self.load()
         out: list[str] = []
-        for i in range(0, len(images), self.batch_size):
-            out.extend(self._generate(list(images[i : i + self.batch_size])))
+        for i in range(0, len(pixels), self.batch_size):
+            out.extend(self._generate(list(pixels[i : i + self.batch_size])))
         return out
 
-    def _generate(self, images: list[np.ndarray]) -> list[str]:
+    def _generate(self, pixels: list[Any]) -> list[str]:
         import torch
 
-        kw: dict[str, Any] = {"images": images, "return_tensors": "pt"}
+        inputs: dict[str, Any] = {
+            "pixel_values": torch.stack(pixels).to(self.device, self.model.dtype)  # B x 3 x H x W
+        }
         if self.prompt:
-            kw["text"] = [self.prompt] * len(images)
-        inputs = self.processor(**kw).to(self.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            text = self.processor(text=[self.prompt] * len(pixels), return_tensors="pt")
+            inputs.update({k: v.to(self.device) for k, v in text.items()})
         with torch.inference_mode():
             ids = self.model.generate(
                 **inputs,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from internvid.caption.backend import Request
 from internvid.caption.clean import collapse_consecutive
 from internvid.hub import load_once
 
@@ -59,6 +60,15 @@ def chat_messages(inp: FusionInput) -> list[dict[str, str]]:
     ]
 
 
+def fusion_request(inp: FusionInput, mode: str) -> Request:
+    """One clip's fusion as a backend request: the chat prompt with its system message, or the
+    seq2seq input text."""
+    if mode == "seq2seq":
+        return Request(prompt=seq2seq_text(inp))
+    system, user = chat_messages(inp)
+    return Request(prompt=user["content"], system=system["content"])
+
+
 def seq2seq_text(inp: FusionInput) -> str:
     """The seq2seq fusion's input text for one clip."""
     frames = " ".join(_sentence(c) for c in inp.frames)
@@ -97,7 +107,7 @@ class Fuser:
 
     def load(self) -> Fuser:
         import torch
-        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # no per-file "Loading weights" bars in our logs
@@ -108,6 +118,13 @@ class Fuser:
             model = cls.from_pretrained(self.path, dtype=dtype, cache_dir=self.cache_dir)
             return model.to(self.device).eval()
 
+        self.model = load_once(f"fusion-{self.mode}", self.path, self.device, dtype, load_model)
+        return self.load_tokenizer()
+
+    def load_tokenizer(self) -> Fuser:
+        """The tokenizer alone (what `texts` needs, in a CPU worker)."""
+        from transformers import AutoTokenizer
+
         def load_tokenizer() -> Any:
             tok = AutoTokenizer.from_pretrained(self.path, cache_dir=self.cache_dir)
             if self.mode == "chat":
@@ -116,32 +133,48 @@ class Fuser:
                 tok.pad_token = tok.eos_token
             return tok
 
-        self.model = load_once(f"fusion-{self.mode}", self.path, self.device, dtype, load_model)
         self.tokenizer = load_once(f"tokenizer-{self.mode}", self.path, "", "", load_tokenizer)
         return self
 
     def prompts(self, inputs: Sequence[FusionInput]) -> list[str]:
         """The exact texts the model reads (the chat template applied for chat models)."""
-        if self.tokenizer is None:
-            self.load()
         if self.mode == "seq2seq":
-            return [seq2seq_text(i) for i in inputs]
-        return [
-            self.tokenizer.apply_chat_template(
-                chat_messages(i), add_generation_prompt=True, tokenize=False
+            return self.texts([("", seq2seq_text(i)) for i in inputs])
+        return self.texts([(m[0]["content"], m[1]["content"]) for m in map(chat_messages, inputs)])
+
+    def texts(self, turns: Sequence[tuple[str, str]]) -> list[str]:
+        """The exact texts the model reads for (system, user) turns: a seq2seq model reads the
+        user text as it is, a chat model the chat template of the two messages."""
+        if self.tokenizer is None:
+            self.load_tokenizer()
+        if self.mode == "seq2seq":
+            return [user for _, user in turns]
+        out = []
+        for system, user in turns:
+            messages = [{"role": "system", "content": system}] if system else []
+            messages.append({"role": "user", "content": user})
+            out.append(
+                self.tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=True, tokenize=False
+                )
             )
-            for i in inputs
-        ]
+        return out
 
     def fuse(self, inputs: Sequence[FusionInput]) -> list[str]:
         """One raw fused caption per input, in order (clean them with caption.clean)."""
-        texts = self.prompts(inputs)
+        return self.run(self.prompts(inputs))
+
+    def run(self, texts: Sequence[str], max_new_tokens: int = 0) -> list[str]:
+        """One raw completion per prompt text (from `texts` / `prompts`), `batch_size` per
+        generate() call."""
+        if self.model is None:
+            self.load()
         out: list[str] = []
         for i in range(0, len(texts), self.batch_size):
-            out.extend(self._generate(texts[i : i + self.batch_size]))
+            out.extend(self._generate(list(texts[i : i + self.batch_size]), max_new_tokens))
         return out
 
-    def _generate(self, texts: list[str]) -> list[str]:
+    def _generate(self, texts: list[str], max_new_tokens: int = 0) -> list[str]:
         import torch
 
         seq2seq = self.mode == "seq2seq"
@@ -157,7 +190,7 @@ class Fuser:
         with torch.inference_mode():
             ids = self.model.generate(
                 **enc,
-                max_new_tokens=self.max_new_tokens,
+                max_new_tokens=max_new_tokens or self.max_new_tokens,
                 num_beams=self.num_beams,
                 do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,

@@ -87,6 +87,7 @@ _COMMAND_MODULES = (
     "internvid.cli.eval",
     "internvid.cli.eval_gen",
     "internvid.cli.caption_eval",
+    "internvid.cli.serve",
     "internvid.cli.search",
     "internvid.cli.train",
 )

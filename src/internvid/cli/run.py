@@ -50,6 +50,8 @@ OPTION_FIELDS = {
     "fine_model": "caption.fine_model",
     "fusion_model": "caption.fusion_model",
     "fusion": "caption.fusion",
+    "caption_backend": "caption.backend",
+    "api_base": "caption.api_base",
     "caption_batch_size": "caption.batch_size",
     "scores": "score.scores",
     "viclip": "score.viclip",
@@ -65,6 +67,7 @@ DEFAULT_MEANS = {
     "caption.fine_model": "the preset's",
     "caption.fusion_model": "the preset's",
     "caption.fusion": "the preset's",
+    "caption.api_base": "none",
     "caption.cache_dir": "HF_HOME's",
     "score.viclip": OFFICIAL_VICLIP,
     "score.clip_model": OFFICIAL_CLIP,
@@ -250,6 +253,23 @@ def run(
             help="Fusion: seq2seq (T5-style), chat (instruction LM) or none.",
         ),
     ] = None,
+    caption_backend: Annotated[
+        str | None,
+        typer.Option(
+            show_default=shown_default("caption_backend"),
+            help="What runs the caption models: hf (transformers here), vllm (vLLM's engine on "
+            "the GPU, pip install 'internvid[vllm]') or openai (an OpenAI-compatible server "
+            "at --api-base).",
+        ),
+    ] = None,
+    api_base: Annotated[
+        str | None,
+        typer.Option(
+            show_default=shown_default("api_base"),
+            help="The openai backend's server, e.g. http://127.0.0.1:8000/v1 (vllm serve, "
+            "internvid serve); the key comes from $OPENAI_API_KEY (caption.api_key_env).",
+        ),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help=DEVICE_HELP, show_default=shown_default("device"))
     ] = None,
@@ -332,6 +352,8 @@ def run(
         ("caption", "fine_model"): fine_model,
         ("caption", "fusion_model"): fusion_model,
         ("caption", "fusion"): fusion,
+        ("caption", "backend"): caption_backend,
+        ("caption", "api_base"): api_base,
         ("caption", "device"): check_device(device),
         ("caption", "dtype"): check_choice(dtype, DTYPES, "--dtype"),
         ("score", "device"): device,

@@ -40,7 +40,7 @@ def score_models(cfg: ScoreConfig, caption_preset: str = "none") -> ScoreModels 
     """Which models `cfg.scores` need; None when no score is asked for."""
     if not cfg.scores:
         return None
-    tiny = cfg.models == "tiny" or (cfg.models == "auto" and caption_preset == "tiny")
+    tiny = cfg.models == "tiny" or (cfg.models == "auto" and caption_preset.startswith("tiny"))
     refs: dict[str, ModelRef] = {}
     for scorer in enabled_scorers(cfg):
         for role, ref in scorer.models(tiny).items():
