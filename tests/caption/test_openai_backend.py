@@ -199,3 +199,19 @@ def test_the_key_comes_from_the_environment_and_is_never_shown(monkeypatch):
     )
     assert c._headers() == {"Authorization": "Bearer sk-secret-123"}
     assert "secret" not in repr(c) and "secret" not in str(vars(c))
+
+
+def test_prepare_loads_no_model_and_prepared_lists_split_and_join(tiny):
+    """The CPU half needs only the processor; prepared elements are per request, so the stages
+    can hand each sample its slice and join slices from several samples."""
+    for path, reqs in (
+        (tiny["blip"], [Request((x,), PROMPT) for x in frames(5, seed=3)]),
+        (tiny["chat"], [Request(prompt=f"fuse {i}", system="s") for i in range(5)]),
+    ):
+        prep = HFCaptioner(path, max_new_tokens=8)
+        parts = prep.prepare(reqs)
+        assert prep.engine.model is None and len(parts) == len(reqs)
+        gen = HFCaptioner(path, max_new_tokens=8)
+        joined = gen.run(parts[3:] + parts[:3])
+        whole = gen.generate(reqs)
+        assert [r.text for r in joined] == [r.text for r in whole[3:] + whole[:3]]

@@ -190,10 +190,11 @@ def test_ray_run_equals_local_run_and_places_gpu_stages(
     assert counts == [{k: v for k, v in s.items() if k != "seconds"} for s in ref_stats["stages"]]
 
     # the GPU stages ran together on an actor holding the (logical) GPU; the CPU pools did not
+    # (caption_prep, the CPU half of captioning, runs in the CPU pool before them)
     (executor,) = made
     assert [g.stages for g in executor.groups] == [
         ["download"],
-        ["probe", "collect", "split", "motion"],
+        ["probe", "collect", "split", "motion", "caption_prep"],
         ["caption", "fuse", "score"],
         ["cut"],
     ]

@@ -8,8 +8,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-BACKENDS = ("hf", "vllm", "openai")  # caption.backend values
-
 
 @dataclass(frozen=True)
 class Request:

@@ -89,13 +89,15 @@ class ImageCaptioner:
         return self.run(self.prepare(images))
 
     def prepare(self, images: Sequence[np.ndarray]) -> list[Any]:
-        """The CPU part: each image through the processor, alone (its pixel_values, 3 x H x W;
-        BLIP's processors resize every image to one size, so rows stack into any batch)."""
+        """The CPU part: each image through the processor, alone (its pixel_values, 3 x H x W,
+        in the model's dtype; BLIP's processors resize every image to one size, so rows stack
+        into any batch)."""
         if self.processor is None:
-            self.load()
-        return [
-            self.processor(images=[im], return_tensors="pt")["pixel_values"][0] for im in images
-        ]
+            self.load_processor()
+        out = [self.processor(images=[im], return_tensors="pt")["pixel_values"][0] for im in images]
+        if self.dtype is not None:  # the model's dtype now (it casts them anyway): half the bytes
+            out = [p.to(self.dtype) for p in out]  # in bf16 / fp16 while they wait or travel
+        return out
 
     def run(self, pixels: Sequence[Any]) -> list[str]:
         """The accelerator part: captions of prepared images, `batch_size` per generate() call."""

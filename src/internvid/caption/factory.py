@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from internvid.caption.backend import BACKENDS, Captioner
+from internvid.caption.backend import Captioner
+from internvid.config import CAPTION_BACKENDS
 
 
 def make_captioner(
@@ -60,4 +61,4 @@ def make_captioner(
             retries=api.retries,
             max_new_tokens=max_new_tokens,
         )
-    raise ValueError(f"caption backend must be one of {BACKENDS}, not {backend!r}")
+    raise ValueError(f"caption backend must be one of {CAPTION_BACKENDS}, not {backend!r}")

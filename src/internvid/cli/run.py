@@ -257,9 +257,8 @@ def run(
         str | None,
         typer.Option(
             show_default=shown_default("caption_backend"),
-            help="What runs the caption models: hf (transformers here), vllm (vLLM's engine on "
-            "the GPU, pip install 'internvid[vllm]') or openai (an OpenAI-compatible server "
-            "at --api-base).",
+            help="What runs the caption models: hf (transformers here), vllm (vLLM on the GPU: "
+            "make vllm) or openai (an OpenAI-compatible server, its URL below).",
         ),
     ] = None,
     api_base: Annotated[
