@@ -419,6 +419,67 @@ class RunConfig:
 
 
 @dataclass
+class QueriesConfig:
+    """`internvid queries build`: the action-query vocabulary (internvid.queries, docs/queries.md)."""
+
+    # file to write, one row per deduplicated query: .parquet or .jsonl
+    out: str = ""
+    # shipped label lists read first, in this order (internvid/queries/data/SOURCES.json)
+    lists: list[str] = field(
+        default_factory=lambda: ["kinetics400", "kinetics600", "kinetics700", "ucf101", "atus"]
+    )
+    # InternVid's released queries.jsonl, read last: its phrases, and `zh` of those it matches
+    released: str = ""
+    # Something-Something v2 labels.json (or train/validation.json) of the user: its templates
+    ssv2: str = ""
+    # plain text files, one phrase a line; each file's stem names its source
+    extra: list[str] = field(default_factory=list)
+    # text or caption corpus (.txt lines, .jsonl caption/text field) an LLM extracts phrases from
+    llm_corpus: str = ""
+    # the chat LM of that extraction: hub id, local folder, tiny:chat, or the server's model name
+    llm_model: str = ""
+    # what runs it: hf (transformers here), vllm, or openai (an OpenAI-compatible server)
+    llm_backend: str = "hf"
+    # openai backend: the server's base URL, e.g. http://127.0.0.1:8000/v1
+    api_base: str = ""
+    # openai backend: environment variable holding the API key ("" or unset: no key)
+    api_key_env: str = "OPENAI_API_KEY"
+    # corpus texts put in one request
+    llm_texts_per_request: int = 8
+    # requests per generate() call (openai: requests in flight)
+    llm_batch_size: int = 8
+    # token cap of one reply
+    llm_max_new_tokens: int = 96
+    # use only the first N corpus texts (0: all)
+    llm_max_texts: int = 0
+    # longest extracted phrase kept, in words
+    max_words: int = 6
+    # auto (cuda when available, else cpu), cpu, cuda, cuda:N
+    device: str = "auto"
+    # auto, fp32, fp16, bf16
+    dtype: str = "auto"
+    # Hugging Face cache folder for the model ("" = HF_HOME's); tiny models are built there too
+    cache_dir: str = ""
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work."""
+        if not self.out.endswith((".parquet", ".jsonl")):
+            raise ValueError("queries build needs --out FILE ending in .parquet or .jsonl")
+        if self.llm_corpus and not self.llm_model:
+            raise ValueError("--llm-corpus needs --llm-model (a chat LM)")
+        if self.llm_backend not in CAPTION_BACKENDS:
+            raise ValueError(f"llm_backend must be one of {CAPTION_BACKENDS}")
+        if self.llm_corpus and self.llm_backend == "openai" and not self.api_base:
+            raise ValueError("--llm-backend openai needs --api-base (the server's URL)")
+        if min(self.llm_texts_per_request, self.llm_batch_size, self.llm_max_new_tokens) < 1:
+            raise ValueError("llm_texts_per_request, llm_batch_size, llm_max_new_tokens: >= 1")
+        if self.llm_max_texts < 0 or self.max_words < 1:
+            raise ValueError("llm_max_texts must be >= 0 and max_words >= 1")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}")
+
+
+@dataclass
 class ReportConfig:
     """`internvid report`: the page written about a run folder."""
 

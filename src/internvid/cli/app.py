@@ -89,6 +89,7 @@ _COMMAND_MODULES = (
     "internvid.cli.caption_eval",
     "internvid.cli.serve",
     "internvid.cli.search",
+    "internvid.cli.queries",
     "internvid.cli.train",
 )
 

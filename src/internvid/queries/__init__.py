@@ -1,0 +1,1 @@
+"""The InternVid action-query vocabulary: shipped label lists, normalisation, deduplicated queries."""
