@@ -126,6 +126,7 @@ def test_text_overlay_flags_the_slide_video(real_videos, tmp_path):
     cfg.motion.enabled = False  # the slides would be dropped as still
     cfg.cut.mode = "none"
     cfg.score.scores = ["text_overlay"]
+    cfg.split.max_clip_seconds = 40.0  # the 2-minute slide video in 4 clips, not 13: less OCR
     vids = [real_videos / n for n in ("v2d_test_video.mp4", "cosmos_clip_10s.mp4")]
     vids.append(real_videos / "nasa_13013.mp4")
     run([str(v) for v in vids], tmp_path / "out", cfg, progress=False)
