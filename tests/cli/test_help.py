@@ -22,16 +22,25 @@ MODEL_OPTIONS = {
     "eval": ("--device", "--dtype", "--models"),
     "eval-gen": ("--device", "--dtype"),
     "train": ("--device", "--dtype"),
+    "caption-eval": ("--device", "--dtype", "--models"),
+    "serve": ("--device", "--dtype"),
 }
 HELP_OF = {"--device": DEVICE_HELP, "--dtype": DTYPE_HELP, "--models": MODELS_HELP}
 
 
 def _commands() -> list[str]:
-    return sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+    """Every command, sub-commands of groups as "group sub" (ids import, queries build)."""
+    out = [c.name or c.callback.__name__ for c in app.registered_commands]
+    for g in app.registered_groups:
+        out += [
+            f"{g.name} {c.name or c.callback.__name__}"
+            for c in g.typer_instance.registered_commands
+        ]
+    return sorted(out)
 
 
 def _help(command: str) -> str:
-    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"})
+    result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "240"})
     assert result.exit_code == 0, result.output
     text = re.sub(r"[│╭╮╰╯─┃┏┓┗┛━]", " ", result.output)  # rich's boxes
     return re.sub(r"\s+", " ", text)
@@ -39,7 +48,8 @@ def _help(command: str) -> str:
 
 def test_every_command_is_checked():
     assert set(MODEL_OPTIONS) | NO_SETTINGS <= set(_commands())
-    assert {"subset", "report", "download", "train-frames"} <= set(_commands())
+    assert {"subset", "report", "download", "train-frames", "collect"} <= set(_commands())
+    assert {"queries build"} <= set(_commands())
 
 
 @pytest.mark.parametrize("command", [c for c in _commands() if c not in NO_SETTINGS])
@@ -76,4 +86,6 @@ def _positional(command: str, tmp_path) -> list[str]:
         "eval": [a, "-m", a],
         "eval-gen": [a, "--reference", a],
         "train": [],
+        "caption-eval": [a, "--captions", a],
+        "serve": ["tiny:blip"],
     }[command]
