@@ -553,6 +553,31 @@ class SearchConfig:
             raise ValueError("top and batch_size must be >= 1")
 
 
+@dataclass
+class IdsConfig:
+    """`internvid ids`: how DuckDB runs over the video-id database (internvid.ids)."""
+
+    # DuckDB's memory_limit. Imports and overlaps work a bucket group of <= 100K ids at a time,
+    # so this caps DuckDB's buffer pool, not the ids a file may hold (10M ids: ~1.2x the peak RSS
+    # of 100K, docs/ids.md); reading a Parquet file, its row groups' id chunks get what they need
+    memory_limit: str = "24MB"
+    # DuckDB threads (None: all cores); each thread reads with buffers of its own
+    threads: int | None = 1
+    # where spools and DuckDB's spill go (None: beside the database file; removed afterwards)
+    temp_dir: str | None = None
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work."""
+        text = self.memory_limit.strip().lower()
+        units = ("kib", "mib", "gib", "tib", "kb", "mb", "gb", "tb", "b")
+        unit = next((u for u in units if text.endswith(u)), "")
+        number = text[: len(text) - len(unit)].strip()
+        if not unit or not number.replace(".", "", 1).isdigit() or float(number) <= 0:
+            raise ValueError(f"ids.memory_limit {self.memory_limit!r}: give a size, e.g. 24MB")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError("ids.threads must be >= 1")
+
+
 TRAIN_DTYPES = ("auto", "fp32", "bf16")  # TrainConfig.dtype choices (fp16 is refused)
 
 

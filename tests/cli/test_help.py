@@ -50,6 +50,7 @@ def test_every_command_is_checked():
     assert set(MODEL_OPTIONS) | NO_SETTINGS <= set(_commands())
     assert {"subset", "report", "download", "train-frames", "collect"} <= set(_commands())
     assert {"queries build"} <= set(_commands())
+    assert {"ids import", "ids overlap", "ids list"} <= set(_commands())
 
 
 @pytest.mark.parametrize("command", [c for c in _commands() if c not in NO_SETTINGS])

@@ -91,6 +91,7 @@ _COMMAND_MODULES = (
     "internvid.cli.search",
     "internvid.cli.queries",
     "internvid.cli.train",
+    "internvid.cli.ids",
 )
 
 

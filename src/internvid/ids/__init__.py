@@ -1,0 +1,1 @@
+"""A DuckDB database of YouTube video ids by dataset: imports, membership and overlaps."""
