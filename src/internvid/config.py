@@ -77,6 +77,55 @@ class CollectConfig:
 
 
 @dataclass
+class CrawlConfig:
+    """`internvid collect`: query-driven search, the paper's rules with reasons, metadata, downloads."""
+
+    # queries: InternVid's queries.jsonl (search_word_id), `queries build` output (.jsonl or
+    # .parquet with a phrase column) or a text file, one query a line
+    queries: str = ""
+    # search results asked per query (InternVid: 5.1M videos from ~6.1K queries)
+    per_query: int = 20
+    # channel or playlist URLs listed as well (InternVid: 2M videos from popular channels)
+    channels: list[str] = field(default_factory=list)
+    # entries listed per channel or playlist
+    per_channel: int = 100
+    # the yt-dlp search key: {prefix}{n}:{query} (ytsearch: YouTube)
+    search_prefix: str = "ytsearch"
+    # extra yt-dlp extractor classes ("module:Class"), tried before yt-dlp's own
+    extractors: list[str] = field(default_factory=list)
+    # the paper's rules: 10 s - 30 min, at least 360p (collect.enabled is not read here)
+    rules: CollectConfig = field(default_factory=CollectConfig)
+    # drop videos with no audio stream (the paper kept videos with audio)
+    require_audio: bool = True
+    # video-id database (`internvid ids`) of earlier datasets: ids it holds are not collected
+    ids: str = ""
+    # datasets of that database to check against ([] = every one except "collected")
+    earlier_datasets: list[str] = field(default_factory=list)
+    # download the accepted videos into OUT/videos (up to download.max_height)
+    download: bool = True
+    # how they are fetched (the run's download settings: 720p cap, retries, timeouts)
+    fetch: DownloadConfig = field(default_factory=DownloadConfig)
+    # requests per second to the platform, searches, info and downloads together
+    rate: float = 1.0
+    # further attempts of a request that failed on the network (not of a refused video)
+    retries: int = 3
+    # seconds before the first retry; doubles per attempt (jittered), at most backoff_max
+    backoff: float = 2.0
+    # the longest wait between two attempts, seconds
+    backoff_max: float = 60.0
+    # use only the first N queries (None: all)
+    limit: int | None = None
+
+    def validate(self) -> None:
+        if self.per_query < 1 or self.per_channel < 1:
+            raise ValueError("per_query and per_channel must be >= 1")
+        if self.rate < 0 or self.retries < 0 or self.backoff < 0:
+            raise ValueError("rate, retries and backoff must be >= 0")
+        if not (self.queries or self.channels):
+            raise ValueError("collect needs --queries or --channel")
+
+
+@dataclass
 class SplitConfig:
     """Shot detection and the clip-length policy (one decode pass per video)."""
 

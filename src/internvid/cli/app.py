@@ -88,6 +88,7 @@ _COMMAND_MODULES = (
     "internvid.cli.eval_gen",
     "internvid.cli.caption_eval",
     "internvid.cli.serve",
+    "internvid.cli.collect",
     "internvid.cli.search",
     "internvid.cli.queries",
     "internvid.cli.train",
