@@ -160,7 +160,12 @@ def test_collect_applies_every_rule_records_metadata_and_downloads(tmp_path, pla
         db.add([EARLIER], "webvid")
     out = tmp_path / "out"
     summary = collect(config(tmp_path, ids=str(ids)), out)
-    rows = {r["video_id"]: r for r in pq.read_table(out / "candidates.parquet").to_pylist()}
+    table = pq.read_table(out / "candidates.parquet").to_pylist()
+    (again,) = [r for r in table if r["reason"] == "duplicate_id"]  # DUP, found a second time
+    assert again["video_id"] == DUP and again["query"] == "feeding ducks"
+    assert json.loads(again["values"]) == {"first_found_by": "riding a horse"}
+    rows = {r["video_id"]: r for r in table if r is not again}
+    assert len(rows) == len(table) - 1  # one row per find
     status = {k: (r["status"], r["reason"]) for k, r in rows.items()}
     assert status == {
         OK1: ("accepted", ""), OK2: ("accepted", ""),

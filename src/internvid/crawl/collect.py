@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -29,7 +30,8 @@ COLLECTED = "collected"  # the id database's dataset of what collect accepted
 # One row per video found: why it was kept or not, and what the platform said of it
 CANDIDATE_SCHEMA = pa.schema(
     [
-        pa.field("video_id", pa.string()),  # the platform's id (YouTube: 11 characters)
+        pa.field("video_id", pa.string()),  # the platform's id (YouTube: 11 characters); a
+        # video found by several queries has one row per find, the later ones duplicate_id
         pa.field("status", pa.string()),  # accepted, dropped or failed
         pa.field("reason", pa.string()),  # the rule that dropped it / why it failed ("" kept)
         pa.field("values", pa.string()),  # JSON: what the rule looked at
@@ -194,7 +196,7 @@ class _Found:
     values: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     file: str = ""
-    also_found_by: list[str] = field(default_factory=list)  # later queries that found it too
+    also_found_by: list[tuple[str, str]] = field(default_factory=list)  # later (query, kind)
 
 
 def _earlier_ids(cfg: CrawlConfig, ids: Iterable[str]) -> set[str]:
@@ -332,7 +334,7 @@ def _note(
                          "message": f"found by {key!r}: {why}"})  # fmt: skip
         return
     if vid in found:
-        found[vid].also_found_by.append(key)
+        found[vid].also_found_by.append((key, kind))
         return
     found[vid] = _Found(dict(entry, id=vid), key, kind)
 
@@ -394,7 +396,10 @@ def _row(vid: str, f: _Found) -> dict[str, Any]:
         "status": f.status,
         "reason": f.reason,
         "values": json.dumps(
-            {**f.values, **({"also_found_by": f.also_found_by} if f.also_found_by else {})},
+            {
+                **f.values,
+                **({"also_found_by": [k for k, _ in f.also_found_by]} if f.also_found_by else {}),
+            },
             sort_keys=True,
             ensure_ascii=False,
             default=str,
@@ -427,6 +432,12 @@ def _write_outputs(state: _State, n_queries: int, blocked: str, t0: float) -> Co
             failures.append({"item": vid, "stage": "collect", "reason": f.reason,
                              "message": str(f.values.get("message", ""))})  # fmt: skip
     rows = [_row(vid, f) for vid, f in found.items()]
+    for vid, f in found.items():  # each later find of a video: its own row, kept out
+        for key, kind in f.also_found_by:
+            again = _Found(
+                f.entry, key, kind, "dropped", "duplicate_id", {"first_found_by": f.query}
+            )
+            rows.append(_row(vid, dataclasses.replace(again, details=f.details)))
     with atomic_open(out / "candidates.parquet", "wb") as fh:
         pq.write_table(pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA), fh)
     accepted = [r for r in rows if r["status"] == "accepted"]
