@@ -215,3 +215,48 @@ def test_prepare_loads_no_model_and_prepared_lists_split_and_join(tiny):
         joined = gen.run(parts[3:] + parts[:3])
         whole = gen.generate(reqs)
         assert [r.text for r in joined] == [r.text for r in whole[3:] + whole[:3]]
+
+
+def test_the_serve_command_serves_until_stopped(tiny, tmp_path):
+    """`internvid serve` in its own process: binds a free port on 127.0.0.1, says where, answers."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "internvid",
+        "serve",
+        tiny["blip"],
+        "--port",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    watchdog = threading.Timer(60, proc.kill)  # a server that never says where it is
+    watchdog.start()
+    try:
+        url = ""
+        for line in proc.stdout:
+            found = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
+            if found:
+                url = found.group(1)
+                break
+        assert url, "the server never said where it listens"
+        (r,) = client(url, tiny["blip"]).generate([Request((frames(1)[0],), PROMPT)])
+        assert r.ok and isinstance(r.text, str)
+    finally:
+        watchdog.cancel()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
