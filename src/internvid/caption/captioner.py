@@ -99,16 +99,17 @@ class ImageCaptioner:
             out = [p.to(self.dtype) for p in out]  # in bf16 / fp16 while they wait or travel
         return out
 
-    def run(self, pixels: Sequence[Any]) -> list[str]:
-        """The accelerator part: captions of prepared images, `batch_size` per generate() call."""
+    def run(self, pixels: Sequence[Any], max_new_tokens: int = 0) -> list[str]:
+        """The accelerator part: captions of prepared images, `batch_size` per generate() call
+        (`max_new_tokens`: this call's token cap, 0: `self.max_new_tokens`)."""
         if self.model is None:
             self.load()
         out: list[str] = []
         for i in range(0, len(pixels), self.batch_size):
-            out.extend(self._generate(list(pixels[i : i + self.batch_size])))
+            out.extend(self._generate(list(pixels[i : i + self.batch_size]), max_new_tokens))
         return out
 
-    def _generate(self, pixels: list[Any]) -> list[str]:
+    def _generate(self, pixels: list[Any], max_new_tokens: int = 0) -> list[str]:
         import torch
 
         inputs: dict[str, Any] = {
@@ -120,7 +121,7 @@ class ImageCaptioner:
         with torch.inference_mode():
             ids = self.model.generate(
                 **inputs,
-                max_new_tokens=self.max_new_tokens,
+                max_new_tokens=max_new_tokens or self.max_new_tokens,
                 num_beams=self.num_beams,
                 do_sample=False,
             )

@@ -105,13 +105,11 @@ class HFCaptioner:
         templates applied (text); a request the model cannot take is its failure Reply."""
         if self.engine is None:
             self.load(model=False)
-        out: list[Prepared | Reply] = []
-        take = []
-        for r in requests:
-            bad = self._refuse(r)
-            out.append(Reply(error="unsupported_request", message=bad) if bad else r)  # type: ignore[arg-type]
-            if not bad:
-                take.append(len(out) - 1)
+        refused = {i: self._refuse(r) for i, r in enumerate(requests)}
+        out: list[Prepared | Reply] = [
+            Reply(error="unsupported_request", message=why) for why in refused.values()
+        ]
+        take = [i for i, why in refused.items() if not why]
         chosen = [requests[i] for i in take]
         if self.kind == "image":
             items = self.engine.prepare([r.frames[0] for r in chosen])
@@ -142,7 +140,7 @@ class HFCaptioner:
             keys = [i for i, p in todo.items() if p.cap == cap]
             batch = [todo[i].item for i in keys]
             if self.kind == "image":
-                out = self._with_cap(cap, lambda b=batch: self.engine.run(b))
+                out = self.engine.run(batch, max_new_tokens=cap)
             elif self.kind == "vlm":
                 out = self.engine.generate(
                     [(frames, prompt) for frames, prompt, _ in batch],
@@ -153,17 +151,6 @@ class HFCaptioner:
                 out = self.engine.run(batch, max_new_tokens=cap)
             texts.update(zip(keys, out, strict=True))
         return [Reply(text=texts[i]) if i in texts else p for i, p in enumerate(prepared)]  # type: ignore[misc]
-
-    def _with_cap(self, cap: int, fn: Any) -> list[str]:
-        """Run fn with the engine's token cap set to `cap` for the call (0: unchanged)."""
-        if not cap:
-            return fn()
-        old = self.engine.max_new_tokens
-        self.engine.max_new_tokens = cap
-        try:
-            return fn()
-        finally:
-            self.engine.max_new_tokens = old
 
     def generate(self, requests: Sequence[Request]) -> list[Reply]:
         return self.run(self.prepare(requests))

@@ -86,18 +86,15 @@ class VLLMCaptioner:
             raise RuntimeError(INSTALL)
         from transformers import AutoConfig, AutoTokenizer
 
+        from internvid.caption.hf import model_kind
         from internvid.caption.vlm import load_processor
 
-        cfg = AutoConfig.from_pretrained(self.path)
-        if cfg.model_type == "blip-2":
+        kind = model_kind(self.path)  # image, vlm, seq2seq or chat
+        if kind == "image" and AutoConfig.from_pretrained(self.path).model_type == "blip-2":
             kind = "blip2"
-        elif getattr(cfg, "vision_config", None) is not None:
-            kind = "vlm"
-        elif not getattr(cfg, "is_encoder_decoder", False) and cfg.model_type != "blip":
-            kind = "chat"
-        else:
+        if kind not in ("blip2", "vlm", "chat"):  # BLIP, T5: not models vLLM runs
             raise RuntimeError(
-                f"vLLM does not run {self.name} ({cfg.model_type}); caption it with backend hf"
+                f"vLLM does not run {self.name} ({kind}); caption it with backend hf"
             )
         if kind == "chat":
             self.processor = AutoTokenizer.from_pretrained(self.path)

@@ -50,6 +50,19 @@ def make_stage_captioner(cfg: CaptionConfig, name: str, path: str, fusion: bool)
     )
 
 
+def frame_captioners(
+    cfg: CaptionConfig, models: CaptionModels, paths: dict[str, str], load: bool
+) -> dict[str, Captioner]:
+    """The coarse and fine captioners by name (one when both scales use the same model);
+    `load`: with their models (the caption stage), else for `prepare` only (caption_prep)."""
+    out: dict[str, Captioner] = {}
+    for name in (models.coarse, models.fine):
+        if name and name not in out:
+            c = make_stage_captioner(cfg, name, paths.get(name, name), fusion=False)
+            out[name] = c.load() if load else c
+    return out
+
+
 @dataclass
 class _Plan:
     """One clip's requests, as positions in its sample's prepared lists."""
@@ -115,10 +128,7 @@ class CaptionPrepStage(Stage):
         return state
 
     def setup(self) -> None:
-        for name in (self.models.coarse, self.models.fine):
-            if name and name not in self._captioners:
-                path = self.paths.get(name, name)
-                self._captioners[name] = make_stage_captioner(self.cfg, name, path, fusion=False)
+        self._captioners = frame_captioners(self.cfg, self.models, self.paths, load=False)
 
     def process(self, batch: list[Sample], ctx: Context) -> list[Sample]:
         if not self._captioners:
@@ -200,11 +210,7 @@ class CaptionStage(Stage):
         return state
 
     def setup(self) -> None:
-        for name in (self.models.coarse, self.models.fine):
-            if name and name not in self._captioners:
-                path = self.paths.get(name, name)
-                captioner = make_stage_captioner(self.cfg, name, path, fusion=False)
-                self._captioners[name] = captioner.load()
+        self._captioners = frame_captioners(self.cfg, self.models, self.paths, load=True)
 
     def process(self, batch: list[Sample], ctx: Context) -> list[Sample]:
         if not self._captioners:
