@@ -37,7 +37,7 @@ def scored_run(tmp_path_factory, demo_videos):
 def test_the_table_has_no_map_columns_and_a_column_per_score(scored_run):
     schema = pq.read_schema(scored_run / "clips.parquet")
     assert not any(pa.types.is_map(f.type) for f in schema)
-    for name in ("motion", "frozen", "viclip_sim", "viclip_sim_pct", "aesthetic", "umt"):
+    for name in ("motion", "frozen", "viclip_sim", "viclip_sim_pct", "viclip_sim_cal", "umt"):
         assert schema.field(name).type == pa.float64(), name
     for name in ("caption", "fused_caption", "coarse_caption", "release_caption"):
         assert schema.field(name).type == pa.string(), name

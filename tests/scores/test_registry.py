@@ -23,6 +23,7 @@ def test_the_builtin_scores_are_registered_in_order():
     assert score_columns() == (
         "viclip_sim",
         "viclip_sim_pct",
+        "viclip_sim_cal",
         "clipscore",
         "aesthetic",
         "text_overlay",

@@ -84,7 +84,16 @@ def _help(code: str) -> str:
 
 def test_view_score_columns_are_the_tables_known_scores() -> None:
     # the built-in scores, then the registry's columns: io.tables.known_scores()
-    want = ("motion", "frozen", "aesthetic", "umt", "viclip_sim", "viclip_sim_pct", "clipscore")
+    want = (
+        "motion",
+        "frozen",
+        "aesthetic",
+        "umt",
+        "viclip_sim",
+        "viclip_sim_pct",
+        "viclip_sim_cal",
+    )
+    want = (*want, "clipscore")
     assert view_score_columns() == (*want, "text_overlay") == known_scores()
 
 
