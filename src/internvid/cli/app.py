@@ -90,6 +90,7 @@ _COMMAND_MODULES = (
     "internvid.cli.serve",
     "internvid.cli.collect",
     "internvid.cli.search",
+    "internvid.cli.dedup",
     "internvid.cli.queries",
     "internvid.cli.train",
     "internvid.cli.ids",

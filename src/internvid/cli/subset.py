@@ -77,6 +77,13 @@ def subset(
             f"np.random.default_rng(SEED).choice (default {D.rng})."
         ),
     ] = None,
+    keep_list: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep only the clip ids of this file, one a line (RUN/dedup/keep.txt of "
+            "`internvid dedup`), before --where and the rule; local or s3://...",
+        ),
+    ] = None,
     where: Annotated[str | None, typer.Option(help=where_help())] = None,
     score: Annotated[str | None, typer.Option(help=SCORE_HELP)] = None,
     top_fraction: Annotated[
@@ -158,6 +165,7 @@ def subset(
         ("size",): size,
         ("seed",): seed,
         ("rng",): rng,
+        ("keep_list",): keep_list,
         ("where",): where,
         ("score",): score,
         ("top_fraction",): top_fraction,

@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 1 << 15  # rows per Arrow batch (and parquet row group) streamed into the outputs
+KEEP_BATCH = 1 << 16  # --keep-list ids read and inserted at a time
 
 
 @dataclass
@@ -222,6 +223,37 @@ def remove_leftovers(prefix: Path, work_root: Path) -> int:
     return removed
 
 
+def _load_keep_list(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Table rules.KEEP_TABLE (column id): the clip ids of `path`, one a line (blank lines and
+    lines starting with # skipped), inserted as Arrow data batch by batch: no id is ever part
+    of the SQL text. Returns the ids read."""
+    import pyarrow as pa
+
+    con.execute(f"CREATE TABLE {rules.KEEP_TABLE} (id VARCHAR)")
+    n = 0
+
+    def insert(ids: list[str]) -> None:
+        con.register("_keep_batch", pa.table({"id": pa.array(ids, pa.string())}))
+        con.execute(f"INSERT INTO {rules.KEEP_TABLE} SELECT id FROM _keep_batch")
+        con.unregister("_keep_batch")
+
+    batch: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            batch.append(text)
+            if len(batch) >= KEEP_BATCH:
+                insert(batch)
+                n += len(batch)
+                batch = []
+    if batch:
+        insert(batch)
+        n += len(batch)
+    return n
+
+
 def _lock(con: duckdb.DuckDBPyConnection, files: tuple[str, ...]) -> None:
     """From now on DuckDB reads only `files` (the input the view scans), writes no file but its
     own database and spill, loads no extension, and no setting can change: user text (--where)
@@ -255,6 +287,9 @@ def make_subset(
     from internvid.io import remote
     from internvid.io.storage import is_remote
 
+    if cfg.keep_list and is_remote(cfg.keep_list):  # a remote --keep-list: fetched here
+        with remote.input_path(cfg.keep_list) as local_keep:
+            return make_subset(input_path, out_prefix, replace(cfg, keep_list=str(local_keep)))
     if is_remote(input_path) or is_remote(out_prefix):  # fetched here, published there
         with (
             remote.input_path(input_path, remote.tables_only) as local_in,
@@ -262,6 +297,8 @@ def make_subset(
         ):
             return make_subset(local_in, local_out, cfg)
     rule = check_config(cfg)
+    if cfg.keep_list and not Path(cfg.keep_list).is_file():
+        raise SubsetError(f"--keep-list {cfg.keep_list}: no such file")
     kind, path = resolve_input(Path(input_path))
     prefix = Path(out_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -321,6 +358,9 @@ def _run(
     logger.info("reading %s (%s)", path, "clips.parquet" if kind == "parquet" else "release jsonl")
     source = create_source(con, kind, path, cfg.ignore_errors, work)
     _check_score(cfg, source)
+    if cfg.keep_list:
+        n_keep = _load_keep_list(con, Path(cfg.keep_list))
+        logger.info("keep list %s: %s clip ids", cfg.keep_list, f"{n_keep:,}")
     filters = rules.filters(cfg, kind, source.columns)  # --where: checked against the columns
     _lock(con, source.files)
     if cfg.where:  # fail early, with DuckDB's message, on an expression that does not bind

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from internvid.config import SubsetConfig
 from internvid.subsets.errors import SubsetError
@@ -13,6 +14,7 @@ from internvid.subsets.source import score_expr
 from internvid.subsets.where import check_where
 
 Filter = tuple[str, str]  # (label in the summary, SQL predicate over the view `src`)
+KEEP_TABLE = "_keep_ids"  # the table of --keep-list's clip ids (column id), loaded as data
 DEFAULTS = SubsetConfig()  # the paper's settings, quoted by the rules' help
 
 
@@ -112,12 +114,17 @@ def check_config(cfg: SubsetConfig) -> Rule:
 
 
 def filters(cfg: SubsetConfig, kind: str, columns: Iterable[str] | None = None) -> list[Filter]:
-    """Every filter of a subset, in order: the input's malformed rows, --where, the rule's.
+    """Every filter of a subset, in order: the input's malformed rows, --keep-list, --where,
+    the rule's.
     --where becomes the SQL subsets.where.check_where renders (SubsetError on anything but one
     safe expression; on a name that is none of `columns`, unless None)."""
     steps: list[Filter] = []
     if kind == "release":
         steps.append(("malformed rows", "_valid"))
+    if cfg.keep_list:  # the ids are data: make._load_keep_list fills KEEP_TABLE
+        steps.append(
+            (f"keep list {Path(cfg.keep_list).name}", f"clip_id IN (SELECT id FROM {KEEP_TABLE})")
+        )
     if cfg.where:
         steps.append((f"where {cfg.where}", f"({check_where(cfg.where, columns)})"))
     return steps + get_rule(cfg.rule).filters(cfg, kind)
@@ -157,8 +164,8 @@ def _aes_filters(cfg: SubsetConfig, kind: str) -> list[Filter]:
 
 
 def _needs_where(cfg: SubsetConfig) -> None:
-    if not cfg.where:
-        raise SubsetError("the where rule needs --where")
+    if not cfg.where and not cfg.keep_list:
+        raise SubsetError("the where rule needs --where (or --keep-list)")
 
 
 # InternVid-10M-DIV: N clips, each weighted 1 / (clips of its video), seeded as the release
