@@ -28,8 +28,11 @@ demo: setup
 		--models $(MODELS)
 	$(BIN)/internvid report $(DEMO)/out
 
+# test processes (pytest-xdist); a module's tests stay in one process, so its fixtures run once
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadscope
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow -q
