@@ -24,6 +24,7 @@ MODEL_OPTIONS = {
     "train": ("--device", "--dtype"),
     "caption-eval": ("--device", "--dtype", "--models"),
     "serve": ("--device", "--dtype"),
+    "dedup": ("--device", "--dtype", "--models"),
 }
 HELP_OF = {"--device": DEVICE_HELP, "--dtype": DTYPE_HELP, "--models": MODELS_HELP}
 
@@ -83,6 +84,7 @@ def _positional(command: str, tmp_path) -> list[str]:
     return {
         "run": [a, "--out", str(tmp_path / "o")],
         "score": [a],
+        "dedup": [a],
         "search": [a, "query"],
         "eval": [a, "-m", a],
         "eval-gen": [a, "--reference", a],
