@@ -18,6 +18,15 @@ def _modules() -> dict[str, Path]:
     return mods
 
 
+def _parse(source: str) -> ast.AST:
+    """ast.parse, once more on CPython 3.11's "AST constructor recursion depth mismatch"
+    (a SystemError seen when a thread of an earlier test in the same process was parsing too)."""
+    try:
+        return ast.parse(source)
+    except SystemError:
+        return ast.parse(source)
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the project modules it imports. Importing a submodule also runs its parent
     packages, so those count too (except the importer's own parents, which run first)."""
@@ -31,7 +40,7 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for mod, path in mods.items():
         deps: set[str] = set()
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = _parse(path.read_text(encoding="utf-8"))
         typing_only = {  # imports under `if TYPE_CHECKING:` never run
             id(n)
             for block in ast.walk(tree)
